@@ -1,0 +1,247 @@
+package rydes
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/currency"
+)
+
+// Price is an amount of money: a decimal amount as text (so no precision is
+// lost on the wire) and its ISO 4217 currency code.
+type Price struct {
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Price bounds.
+const (
+	// PriceScale is how many units of Units make one of Amount.
+	PriceScale = 10_000
+	// MaxPriceDecimals is the number of decimals an amount may have.
+	MaxPriceDecimals = 4
+	// MaxPriceAmount is the largest amount accepted, in whole units.
+	MaxPriceAmount = 1_000_000
+	// MaxETA is the longest ETA a quote may give.
+	MaxETA = 24 * time.Hour
+)
+
+// Validate checks that the price is a sane one: a positive decimal of at most
+// four decimals and at most MaxPriceAmount, in a known ISO 4217 currency.
+func (p Price) Validate() error {
+	if _, err := p.Units(); err != nil {
+		return err
+	}
+	if len(p.Currency) != 3 || strings.ToUpper(p.Currency) != p.Currency {
+		return FieldErrorf("price.currency", "must be an ISO 4217 code such as EUR")
+	}
+	if _, err := currency.ParseISO(p.Currency); err != nil {
+		return FieldErrorf("price.currency", "%q is not an ISO 4217 currency", p.Currency)
+	}
+	return nil
+}
+
+// Units returns the amount in units of 1/PriceScale, for ordering and sums.
+func (p Price) Units() (int64, error) {
+	bad := FieldErrorf("price.amount", "must be a positive decimal such as \"45.50\", at most %d with at most %d decimals", MaxPriceAmount, MaxPriceDecimals)
+	whole, frac, hasDot := strings.Cut(p.Amount, ".")
+	if whole == "" || len(whole) > 7 || (hasDot && (frac == "" || len(frac) > MaxPriceDecimals)) {
+		return 0, bad
+	}
+	if !digits(whole) || !digits(frac) {
+		return 0, bad
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	frac += strings.Repeat("0", MaxPriceDecimals-len(frac))
+	f, _ := strconv.ParseInt(frac, 10, 64)
+	u := w*PriceScale + f
+	if u <= 0 || u > MaxPriceAmount*PriceScale {
+		return 0, bad
+	}
+	return u, nil
+}
+
+func digits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Quote is one provider's offer for one RFQ.
+type Quote struct {
+	Provider   string    `json:"provider"`
+	Price      Price     `json:"price"`
+	ETASeconds *int      `json:"eta_seconds,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// SortQuotes orders quotes best first: lowest price, then earliest received,
+// then provider id. Prices in different currencies are compared by amount.
+func SortQuotes(qs []Quote) {
+	slices.SortStableFunc(qs, func(a, b Quote) int {
+		ua, _ := a.Price.Units()
+		ub, _ := b.Price.Units()
+		return cmp.Or(cmp.Compare(ua, ub), a.ReceivedAt.Compare(b.ReceivedAt), cmp.Compare(a.Provider, b.Provider))
+	})
+}
+
+// AnswerKind tells a quote from a decline.
+type AnswerKind string
+
+// The kinds of answer a provider can give.
+const (
+	AnswerQuote   AnswerKind = "quote"
+	AnswerDecline AnswerKind = "decline"
+)
+
+// Answer is what a provider sends back for an RFQ: a quote or a decline. The
+// provider is taken from the credentials it answered with, never from a body.
+type Answer struct {
+	RFQID      string     `json:"rfq_id"`
+	Provider   string     `json:"provider"`
+	Kind       AnswerKind `json:"kind"`
+	Price      Price      `json:"price,omitzero"`        // quotes only
+	ETASeconds *int       `json:"eta_seconds,omitempty"` // quotes only, optional
+	ExpiresAt  time.Time  `json:"expires_at,omitzero"`   // quotes only, optional
+	Reason     string     `json:"reason,omitempty"`      // declines only, optional
+	ReceivedAt time.Time  `json:"received_at"`
+}
+
+// Validate checks the answer on its own, without the RFQ it is for.
+func (a Answer) Validate() error {
+	if err := ValidateID(a.RFQID); err != nil {
+		return FieldErrorf("rfq_id", "must be the UUID of an RFQ")
+	}
+	if err := ValidateProviderID(a.Provider); err != nil {
+		return err
+	}
+	switch a.Kind {
+	case AnswerQuote:
+		if err := a.Price.Validate(); err != nil {
+			return err
+		}
+		if a.ETASeconds != nil && (*a.ETASeconds < 0 || *a.ETASeconds > int(MaxETA/time.Second)) {
+			return FieldErrorf("eta_seconds", "must be between 0 and %d", int(MaxETA/time.Second))
+		}
+		if !a.ExpiresAt.IsZero() && !a.ReceivedAt.IsZero() && !a.ExpiresAt.After(a.ReceivedAt) {
+			return FieldErrorf("expires_at", "must be in the future")
+		}
+		if a.Reason != "" {
+			return FieldErrorf("reason", "is for declines only")
+		}
+	case AnswerDecline:
+		if a.Price != (Price{}) || a.ETASeconds != nil || !a.ExpiresAt.IsZero() {
+			return FieldErrorf("price", "a decline carries no price, ETA or expiry")
+		}
+		if len(a.Reason) > MaxReasonLen || !utf8.ValidString(a.Reason) || strings.IndexFunc(a.Reason, unicode.IsControl) >= 0 {
+			return FieldErrorf("reason", "must be valid text of at most %d bytes without control characters", MaxReasonLen)
+		}
+	default:
+		return FieldErrorf("kind", "must be %q or %q", AnswerQuote, AnswerDecline)
+	}
+	return nil
+}
+
+// Quote returns the quote an answer of kind AnswerQuote carries.
+func (a Answer) Quote() Quote {
+	return Quote{Provider: a.Provider, Price: a.Price, ETASeconds: a.ETASeconds, ExpiresAt: a.ExpiresAt, ReceivedAt: a.ReceivedAt}
+}
+
+// sameContent reports whether two answers say the same thing, ignoring when
+// they were received: a redelivery of one answer.
+func (a Answer) sameContent(b Answer) bool {
+	eta := func(p *int) int {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	return a.Kind == b.Kind && a.Price == b.Price && eta(a.ETASeconds) == eta(b.ETASeconds) &&
+		a.ExpiresAt.Equal(b.ExpiresAt) && a.Reason == b.Reason
+}
+
+// Outcome is what staging an answer did.
+type Outcome string
+
+// The outcomes of an answer.
+const (
+	OutcomeStaged    Outcome = "staged"    // recorded; the roster changed
+	OutcomeDuplicate Outcome = "duplicate" // the same answer was already staged; nothing changed
+	OutcomeRejected  Outcome = "rejected"  // refused; recorded for audit with a reason
+)
+
+// RejectReason says why an answer was refused.
+type RejectReason string
+
+// Why answers are refused.
+const (
+	RejectInvalid         RejectReason = "invalid"          // malformed or insane content
+	RejectUnknownRFQ      RejectReason = "unknown_rfq"      // no such RFQ
+	RejectNotAsked        RejectReason = "not_asked"        // the provider is not in the roster
+	RejectLate            RejectReason = "late"             // the deadline had passed
+	RejectClosed          RejectReason = "closed"           // the RFQ was already complete, expired or cancelled
+	RejectAlreadyAnswered RejectReason = "already_answered" // the provider answered differently before
+)
+
+// Decision is the verdict on one answer.
+type Decision struct {
+	Outcome Outcome
+	Reason  RejectReason // when rejected
+	Message string       // when rejected, for humans
+}
+
+// Prior is what is already staged for the provider that is answering: its
+// roster entry and, if it answered, that answer.
+type Prior struct {
+	Entry  RosterEntry
+	Answer *Answer
+}
+
+// Decide says what to do with answer a for the RFQ whose status and deadline
+// are given, at time now. prior is nil when the provider was not asked.
+// Answers are checked in this order: content, asked, already answered
+// (duplicates are recognised even after the RFQ closed), closed, late.
+func Decide(status Status, deadline time.Time, prior *Prior, a Answer, now time.Time) Decision {
+	if err := a.Validate(); err != nil {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectInvalid, Message: err.Error()}
+	}
+	if prior == nil {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectNotAsked, Message: "provider " + a.Provider + " was not asked for this RFQ"}
+	}
+	if prior.Entry.State.Answered() {
+		if prior.Answer != nil && prior.Answer.sameContent(a) {
+			return Decision{Outcome: OutcomeDuplicate}
+		}
+		return Decision{Outcome: OutcomeRejected, Reason: RejectAlreadyAnswered, Message: "provider " + a.Provider + " already answered this RFQ"}
+	}
+	if status == StatusExpired || prior.Entry.State == ProviderTimedOut {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectLate, Message: "the RFQ's deadline " + deadline.Format(time.RFC3339Nano) + " had passed"}
+	}
+	if status.Final() {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectClosed, Message: "the RFQ is " + string(status)}
+	}
+	if !now.Before(deadline) {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectLate, Message: "the RFQ's deadline " + deadline.Format(time.RFC3339Nano) + " had passed"}
+	}
+	return Decision{Outcome: OutcomeStaged}
+}
+
+// Rejection is a refused answer, kept for audit.
+type Rejection struct {
+	RFQID      string       `json:"rfq_id"`
+	Provider   string       `json:"provider"`
+	Reason     RejectReason `json:"reason"`
+	Message    string       `json:"message"`
+	ReceivedAt time.Time    `json:"received_at"`
+	// Payload is the answer as received, possibly malformed, bounded in size.
+	Payload []byte `json:"payload,omitempty"`
+}

@@ -1,0 +1,191 @@
+// Package store defines what rydes needs from its database: the Store
+// interface, the parameter and result types of its methods, and (in
+// storetest) the one conformance suite that every implementation passes.
+//
+// The database is rydes's source of truth. Every method that changes state
+// does so in one transaction, and every transition it makes writes the
+// messages to publish for it into an outbox in that same transaction, so
+// nothing is published that was not committed and nothing committed is left
+// unpublished.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/wildrydes/rydes"
+)
+
+// Store is rydes's database. Implementations must be safe for concurrent
+// use, also by several processes sharing one database: each transition of
+// an RFQ happens exactly once however many callers race for it.
+//
+// Errors are *rydes.Error for the caller's mistakes (ENOTFOUND, ECONFLICT,
+// EINVALID); anything else is an internal error.
+type Store interface {
+	// UpsertProvider creates the provider or updates its name, kind and
+	// status, and returns it as stored.
+	UpsertProvider(ctx context.Context, p UpsertProviderParams) (rydes.Provider, error)
+	// ListProviders returns the providers, ordered by id, optionally only
+	// those of one status.
+	ListProviders(ctx context.Context, p ListProvidersParams) ([]rydes.Provider, error)
+
+	// CreateRFQ stores a new open RFQ with its roster and, in the same
+	// transaction, its outbox messages: one dispatch per asked provider and
+	// the created event (seq 1). It fails with ECONFLICT if the id exists.
+	CreateRFQ(ctx context.Context, p CreateRFQParams) error
+	// GetRFQ returns the RFQ with its roster (in the order asked) and its
+	// quotes (best price first). ENOTFOUND if there is none, or if Customer
+	// is set and the RFQ belongs to another customer.
+	GetRFQ(ctx context.Context, p GetRFQParams) (rydes.RFQ, error)
+	// CancelRFQ moves an open RFQ to cancelled and emits the cancelled
+	// event. ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ is already final.
+	CancelRFQ(ctx context.Context, p CancelRFQParams) (CancelRFQResult, error)
+	// StageAnswers decides each answer with rydes.Decide against the RFQ as
+	// it is inside the transaction and applies the decisions in one
+	// transaction, in order: a staged answer changes the roster (and adds a
+	// quote) and emits its event, and the answer that leaves no provider
+	// pending completes the RFQ and emits complete; a rejected one is
+	// recorded; a duplicate changes nothing. Results are in input order.
+	StageAnswers(ctx context.Context, p StageAnswersParams) ([]StageResult, error)
+	// RecordRejections keeps refused answers that never became an Answer
+	// (an undecodable payload, say) for audit.
+	RecordRejections(ctx context.Context, rs []rydes.Rejection) error
+	// ListRejections returns the refused answers for one RFQ, or all of them
+	// when RFQID is empty, oldest first, at most Limit (0 for 100).
+	ListRejections(ctx context.Context, p ListRejectionsParams) ([]rydes.Rejection, error)
+	// ExpireDue expires open RFQs whose deadline is at or before Now, at
+	// most Limit of them (0 for 100), earliest deadline first: every pending
+	// provider becomes timed_out with a provider_timed_out event, then the
+	// RFQ becomes expired with an expired event. It returns the ids expired.
+	ExpireDue(ctx context.Context, p ExpireDueParams) ([]string, error)
+	// NextDeadline returns the earliest deadline of an open RFQ, and false
+	// if no RFQ is open.
+	NextDeadline(ctx context.Context) (time.Time, bool, error)
+
+	// PendingOutbox returns up to Limit (0 for 100) unpublished outbox
+	// messages, oldest first.
+	PendingOutbox(ctx context.Context, p PendingOutboxParams) ([]OutboxMessage, error)
+	// DeleteOutbox removes messages that were published. Ids that are
+	// already gone are ignored.
+	DeleteOutbox(ctx context.Context, ids []int64) error
+
+	// Close releases the database.
+	Close() error
+}
+
+// UpsertProviderParams are the parameters of Store.UpsertProvider.
+type UpsertProviderParams struct {
+	ID     string
+	Name   string
+	Kind   rydes.ProviderKind
+	Status rydes.ProviderStatus
+	Now    time.Time
+}
+
+// ListProvidersParams are the parameters of Store.ListProviders.
+type ListProvidersParams struct {
+	Status rydes.ProviderStatus // "" for all
+}
+
+// CreateRFQParams are the parameters of Store.CreateRFQ.
+type CreateRFQParams struct {
+	// RFQ is the new RFQ as rydes.NewRFQ made it: open, with its roster.
+	RFQ rydes.RFQ
+}
+
+// GetRFQParams are the parameters of Store.GetRFQ.
+type GetRFQParams struct {
+	ID       string
+	Customer string // if set, only this customer's RFQ is found
+}
+
+// CancelRFQParams are the parameters of Store.CancelRFQ.
+type CancelRFQParams struct {
+	ID       string
+	Customer string // if set, only this customer's RFQ is found
+	Now      time.Time
+}
+
+// CancelRFQResult is what Store.CancelRFQ did.
+type CancelRFQResult struct {
+	RFQ   rydes.RFQ   // after the cancellation
+	Event rydes.Event // the cancelled event
+}
+
+// StageAnswersParams are the parameters of Store.StageAnswers.
+type StageAnswersParams struct {
+	Answers []StageAnswer
+	// Now is the time the answers are judged at (deadlines).
+	Now time.Time
+}
+
+// StageAnswer is one answer to stage, with its payload as received, kept
+// with the rejection if it is refused.
+type StageAnswer struct {
+	Answer  rydes.Answer
+	Payload []byte
+}
+
+// StageResult is what staging one answer did.
+type StageResult struct {
+	Decision rydes.Decision
+	// Events are the events the answer emitted: its quote or decline event
+	// and, if it was the last one pending, the complete event.
+	Events []rydes.Event
+	// Status is the RFQ's status after the answer ("" if there is no RFQ).
+	Status rydes.Status
+}
+
+// ListRejectionsParams are the parameters of Store.ListRejections.
+type ListRejectionsParams struct {
+	RFQID string
+	Limit int
+}
+
+// ExpireDueParams are the parameters of Store.ExpireDue.
+type ExpireDueParams struct {
+	Now   time.Time
+	Limit int
+}
+
+// PendingOutboxParams are the parameters of Store.PendingOutbox.
+type PendingOutboxParams struct {
+	Limit int
+}
+
+// OutboxKind tells the kinds of outbox message apart.
+type OutboxKind string
+
+// The kinds of outbox message.
+const (
+	OutboxDispatch OutboxKind = "dispatch" // an RFQ sent to one provider's queue
+	OutboxEvent    OutboxKind = "event"    // an RFQ's event
+)
+
+// OutboxMessage is a message committed for publication. Exactly one of
+// Dispatch and Event is set, as Kind says.
+type OutboxMessage struct {
+	ID        int64
+	Kind      OutboxKind
+	CreatedAt time.Time
+	// Dispatch is the request for one provider (Kind OutboxDispatch).
+	Dispatch *Dispatch
+	// Event is the event to emit (Kind OutboxEvent).
+	Event *rydes.Event
+}
+
+// Dispatch is an RFQ on its way to one asked provider.
+type Dispatch struct {
+	Provider string
+	Request  rydes.ProviderRequest
+}
+
+// DedupeID returns the id that deduplicates the message's publication: the
+// same for every re-publication of the same message, across processes.
+func (m OutboxMessage) DedupeID() string {
+	if m.Kind == OutboxDispatch {
+		return "dispatch." + m.Dispatch.Request.RFQID + "." + m.Dispatch.Provider
+	}
+	return "event." + m.Event.ID()
+}
