@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// envPrefix starts the name of the environment variable of every flag.
+const envPrefix = "RYDES_"
+
+// envName returns the environment variable that sets the named flag:
+// RYDES_ followed by the name in upper snake case ("sim-max-delay" is
+// RYDES_SIM_MAX_DELAY).
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
+}
+
+// parseFlags parses args into fs, then sets every flag that was not given on
+// the command line from its environment variable (see envName), if getenv
+// returns a non-empty value for it: the command line wins over the
+// environment, which wins over the default.
+//
+// Unlike fs.Parse alone, flags may follow positional arguments ("get ID
+// --json"); "--" ends the flags, and fs.Args() holds the positional
+// arguments afterwards. With -h or --help, fs's usage is printed to its
+// output and flag.ErrHelp returned. An environment variable that is not a
+// valid value of its flag is an error that names the variable.
+//
+// fs should be made with flag.ContinueOnError, so that errors are returned.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.NArg()
+		if rest == 0 {
+			break
+		}
+		// Parse stopped at a positional argument, or after "--", which ends
+		// the flags for good.
+		if used := len(args) - rest; used > 0 && args[used-1] == "--" {
+			positional = append(positional, fs.Args()...)
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	// Parse again to leave only the positional arguments in fs.Args(); "--"
+	// keeps any of them that looks like a flag from being taken for one.
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+		return err
+	}
+	if getenv == nil {
+		return nil
+	}
+
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("invalid value %q for environment variable %s (flag -%s): %w", v, name, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
