@@ -1,0 +1,200 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wildrydes/rydes"
+)
+
+// edgeLimits lets the API run the domain's request validation before calling
+// the Service, so that errors are clear whatever the Service is. Its maximum
+// timeout is unbounded: the API checks the minimum itself and the real
+// maximum is the engine's to enforce.
+var edgeLimits = rydes.Limits{DefaultTimeout: rydes.DefaultTimeout, MaxTimeout: math.MaxInt64}
+
+// decodeJSON decodes the body of r, which must be application/json, at most
+// maxBytes long and exactly one JSON value with no field unknown to dst,
+// into dst. Its errors are *rydes.Error values naming the offending field,
+// or an *httpError for a wrong media type.
+func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge(mbe)
+		}
+		return rydes.Errorf(rydes.EINVALID, "the body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
+		return nil
+	}
+	got := "none"
+	if ct != "" {
+		got = strconv.Quote(ct)
+	}
+	return &httpError{
+		status: http.StatusUnsupportedMediaType,
+		slug:   "unsupported_media_type",
+		title:  "Unsupported media type",
+		detail: "the body must be JSON with Content-Type application/json; the request's Content-Type is " + got,
+	}
+}
+
+func tooLarge(e *http.MaxBytesError) error {
+	return rydes.Errorf(rydes.ETOOLARGE, "the body must be at most %d bytes", e.Limit)
+}
+
+// decodeError turns an error of json.Decoder.Decode into a domain error that
+// names the offending field where there is one.
+func decodeError(err error) error {
+	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return tooLarge(mbe)
+	}
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if te.Field == "" {
+			return rydes.Errorf(rydes.EINVALID, "the body must be a JSON object, not %s", jsonKind(te.Value))
+		}
+		return rydes.FieldErrorf(te.Field, "must be %s, not %s", goTypeName(te.Type), jsonKind(te.Value))
+	}
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return rydes.Errorf(rydes.EINVALID, "the body is not valid JSON: %s (at byte %d)", strings.TrimPrefix(se.Error(), "json: "), se.Offset)
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		return rydes.Errorf(rydes.EINVALID, "the body is empty; it must be a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return rydes.Errorf(rydes.EINVALID, "the body is not valid JSON: it ends too early")
+	}
+	// DisallowUnknownFields reports an unknown field only as text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if unq, uerr := strconv.Unquote(name); uerr == nil {
+			name = unq
+		}
+		return rydes.FieldErrorf(name, "is not a known field")
+	}
+	return rydes.Errorf(rydes.EINVALID, "the body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonKind names the kind of a JSON value from UnmarshalTypeError.Value,
+// which is "string", "number", "number 2.5", "object", "array" or "bool".
+func jsonKind(value string) string {
+	kind, _, _ := strings.Cut(value, " ")
+	switch kind {
+	case "object", "array":
+		return "an " + kind
+	case "bool":
+		return "a boolean"
+	case "":
+		return "this value"
+	}
+	return "a " + kind
+}
+
+func goTypeName(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "of type " + t.String()
+}
+
+// stringValue decodes raw, a JSON value that must be a string, naming field
+// if it is not.
+func stringValue(field string, raw json.RawMessage) (string, error) {
+	var s string
+	if isNull(raw) || json.Unmarshal(raw, &s) != nil {
+		return "", rydes.FieldErrorf(field, "must be a string")
+	}
+	return s, nil
+}
+
+// scalarValue decodes raw, a JSON string or number, as text: a string's
+// value or a number's literal. ok is false when raw is absent or null.
+func scalarValue(field string, raw json.RawMessage) (s string, ok bool, err error) {
+	if len(raw) == 0 || isNull(raw) {
+		return "", false, nil
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false, rydes.FieldErrorf(field, "must be a string or a number")
+		}
+		return s, true, nil
+	case c == '-' || c >= '0' && c <= '9':
+		return string(raw), true, nil
+	}
+	return "", false, rydes.FieldErrorf(field, "must be a string or a number")
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// parseTimeout parses a request's timeout, a Go duration of at least
+// rydes.MinTimeout. The maximum is the engine's to check.
+func parseTimeout(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, rydes.FieldErrorf("timeout", "must be a duration such as \"45s\" or \"2m\"")
+	}
+	if d < rydes.MinTimeout {
+		return 0, rydes.FieldErrorf("timeout", "must be at least %s", rydes.MinTimeout)
+	}
+	return d, nil
+}
+
+// parsePickupAt parses a request's pickup time, an RFC 3339 timestamp.
+func parsePickupAt(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, rydes.FieldErrorf("pickup_at", "must be an RFC 3339 time such as \"2030-07-01T09:30:00Z\"")
+	}
+	return t, nil
+}
+
+// pathID returns the {id} path value of r, checked and in canonical (lower
+// case) form.
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := rydes.ValidateID(id); err != nil {
+		return "", fmt.Errorf("path: %w", err)
+	}
+	return strings.ToLower(id), nil
+}
