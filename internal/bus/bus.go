@@ -1,0 +1,658 @@
+// Package bus is rydes's message bus on NATS JetStream: the streams, the
+// per-provider queues requests are scattered to, the shared consumer answers
+// are gathered from, and an embedded server for running on one machine.
+//
+// Three streams carry everything:
+//
+//	RYDES_DISPATCH  rydes.dispatch.<provider>        work queue: one durable
+//	                                                 consumer per provider IS
+//	                                                 that provider's queue
+//	RYDES_ANSWERS   rydes.answers.<provider>         work queue: a provider
+//	                                                 publishes only its own;
+//	                                                 the "gatherer" consumer,
+//	                                                 shared by every rydes
+//	                                                 instance, takes them
+//	RYDES_EVENTS    rydes.events.<rfq id>.<type>     limits: RFQ events for
+//	                                                 watchers, kept 24h
+//
+// Every publication carries a Nats-Msg-Id, so re-publishing within the
+// streams' duplicate window stores nothing twice.
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/store"
+	"github.com/wildrydes/rydes/internal/wire"
+)
+
+// Stream names.
+const (
+	DispatchStream = "RYDES_DISPATCH" // requests, one subject per provider
+	AnswersStream  = "RYDES_ANSWERS"  // quotes and declines, one subject per provider
+	EventsStream   = "RYDES_EVENTS"   // RFQ events
+)
+
+// Subject prefixes; the subject helpers append the variable tokens.
+const (
+	DispatchSubjectPrefix = "rydes.dispatch."
+	AnswerSubjectPrefix   = "rydes.answers."
+	EventSubjectPrefix    = "rydes.events."
+)
+
+// GathererConsumer is the durable consumer on AnswersStream that every rydes
+// instance shares to gather answers.
+const GathererConsumer = "gatherer"
+
+// ProviderQueuePrefix prefixes a provider's id to name its durable
+// consumer on DispatchStream.
+const ProviderQueuePrefix = "provider-"
+
+// HeaderRFQID is the header that carries the RFQ id of a dispatch and an
+// event, so that tools can route or filter without decoding the body.
+const HeaderRFQID = "Rydes-Rfq-Id"
+
+// Stream limits.
+const (
+	// DuplicateWindow is how long a stream remembers message ids.
+	DuplicateWindow = 2 * time.Minute
+	// MaxAge is how long a message is kept at most; RFQs live minutes.
+	MaxAge = 24 * time.Hour
+	// MaxAnswerMsgBytes bounds a message on AnswersStream. It is larger than
+	// wire.MaxAnswerBytes so that a body slightly too large still reaches
+	// the gatherer and is refused with a clear reason, while a provider
+	// publishing far too much gets an error from JetStream.
+	MaxAnswerMsgBytes = 4 * wire.MaxAnswerBytes
+)
+
+// Consumer limits.
+const (
+	// ProviderMaxAckPending bounds the requests a provider holds unacked.
+	ProviderMaxAckPending = 1000
+	// gathererMaxAckPending bounds the answers all gatherers hold unacked.
+	gathererMaxAckPending = 10_000
+)
+
+// Publication limits.
+const (
+	// publishWindow is how many messages one Publish call has in flight.
+	publishWindow = 512
+	// publishAckTimeout bounds the wait for a PubAck, so that futures of
+	// abandoned publications are released even if no ack ever comes.
+	publishAckTimeout = 30 * time.Second
+	// publishMaxPending bounds the async publications of a Bus in flight.
+	publishMaxPending = 4096
+)
+
+// DispatchSubject is the subject requests for provider are published on.
+func DispatchSubject(provider string) string { return DispatchSubjectPrefix + provider }
+
+// AnswerSubject is the subject provider publishes its answers on.
+func AnswerSubject(provider string) string { return AnswerSubjectPrefix + provider }
+
+// EventSubject is the subject events of type t for RFQ rfqID are published
+// on.
+func EventSubject(rfqID string, t rydes.EventType) string {
+	return EventSubjectPrefix + rfqID + "." + string(t)
+}
+
+// ProviderQueue returns the name of provider's durable consumer on
+// DispatchStream: its queue.
+func ProviderQueue(provider string) string { return ProviderQueuePrefix + provider }
+
+// Config configures a Bus.
+type Config struct {
+	// Replicas is the number of copies of each stream: 1 (the default) on
+	// a single server, 3 on a cluster.
+	Replicas int
+	// Logger receives the bus's logs. Nil discards them.
+	Logger *slog.Logger
+	// AckWait is how long a consumer waits for a message's ack before
+	// redelivering it. Default 30s.
+	AckWait time.Duration
+}
+
+// DefaultAckWait is Config.AckWait's default.
+const DefaultAckWait = 30 * time.Second
+
+// Bus publishes rydes's outbox to JetStream, manages the providers' queues
+// and gathers answers. It is safe for concurrent use.
+type Bus struct {
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+
+	dispatch jetstream.Stream
+
+	// done is closed by Close; Publish and Gather calls are counted in wg.
+	done      chan struct{}
+	mu        sync.Mutex
+	closed    bool
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New returns a Bus on nc, creating or updating its streams. nc stays the
+// caller's: Close does not close it.
+func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
+	if nc == nil {
+		return nil, errors.New("new bus: a NATS connection is required")
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Replicas < 0 {
+		return nil, fmt.Errorf("new bus: replicas must be positive, got %d", cfg.Replicas)
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = DefaultAckWait
+	}
+	if cfg.AckWait < time.Second {
+		return nil, fmt.Errorf("new bus: ack wait must be at least 1s, got %s", cfg.AckWait)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(publishMaxPending),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new bus: jetstream: %w", err)
+	}
+	b := &Bus{js: js, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	for _, sc := range StreamConfigs(cfg.Replicas) {
+		s, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("new bus: create or update stream %s: %w", sc.Name, err)
+		}
+		if sc.Name == DispatchStream {
+			b.dispatch = s
+		}
+	}
+	return b, nil
+}
+
+// StreamConfigs returns the configuration of rydes's streams with the given
+// number of replicas.
+func StreamConfigs(replicas int) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        DispatchStream,
+			Description: "rydes: requests for quotes, one subject (and one durable consumer) per provider",
+			Subjects:    []string{DispatchSubjectPrefix + "*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			Duplicates:  DuplicateWindow,
+			MaxAge:      MaxAge,
+		},
+		{
+			Name:        AnswersStream,
+			Description: "rydes: quotes and declines, one subject per provider",
+			Subjects:    []string{AnswerSubjectPrefix + "*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			Duplicates:  DuplicateWindow,
+			MaxAge:      MaxAge,
+			MaxMsgSize:  MaxAnswerMsgBytes,
+		},
+		{
+			Name:        EventsStream,
+			Description: "rydes: RFQ events",
+			Subjects:    []string{EventSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			Duplicates:  DuplicateWindow,
+			MaxAge:      MaxAge,
+		},
+	}
+}
+
+// JetStream returns the JetStream context the bus uses.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// enter registers a call that Close waits for; it fails once Close began.
+func (b *Bus) enter() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("bus is closed")
+	}
+	b.wg.Add(1)
+	return nil
+}
+
+// Close stops every Gather, waits for them and for Publish calls in flight,
+// and releases the bus's subscriptions. It does not close the connection.
+func (b *Bus) Close() {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		close(b.done)
+		b.mu.Unlock()
+		b.wg.Wait()
+		b.js.CleanupPublisher()
+	})
+}
+
+// PublishError reports the messages of a Publish call that were not
+// stored. The others were; deleting their outbox rows is safe.
+type PublishError struct {
+	Failed []FailedMessage
+	Total  int // messages in the call
+}
+
+// FailedMessage is one outbox message that could not be published.
+type FailedMessage struct {
+	ID       int64 // OutboxMessage.ID
+	DedupeID string
+	Err      error
+}
+
+// Error implements error.
+func (e *PublishError) Error() string {
+	f := e.Failed[0]
+	return fmt.Sprintf("publish outbox: %d of %d messages failed; first, %s: %v", len(e.Failed), e.Total, f.DedupeID, f.Err)
+}
+
+// Unwrap returns the errors of the failed messages.
+func (e *PublishError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// Publish publishes outbox messages, pipelined, and returns once JetStream
+// stored every one of them (a duplicate of a message stored before counts),
+// or with an error if any was not or ctx ended first. The caller deletes
+// the outbox rows only on nil; a *PublishError says which messages failed.
+//
+// A dispatch goes to DispatchSubject(provider) with the rydes.ProviderRequest
+// as JSON; an event to EventSubject with the rydes.Event as JSON. Both carry
+// Nats-Msg-Id = msg.DedupeID() and HeaderRFQID.
+func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) error {
+	if err := b.enter(); err != nil {
+		return fmt.Errorf("publish outbox: %w", err)
+	}
+	defer b.wg.Done()
+
+	perr := &PublishError{Total: len(msgs)}
+	type inflight struct {
+		msg    *store.OutboxMessage
+		future jetstream.PubAckFuture
+	}
+	futures := make([]inflight, 0, min(len(msgs), publishWindow))
+	for start := 0; start < len(msgs); start += publishWindow {
+		futures = futures[:0]
+		for i := start; i < min(start+publishWindow, len(msgs)); i++ {
+			m := &msgs[i]
+			nm, err := outboxNATSMsg(m)
+			if err != nil {
+				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: dedupeID(m), Err: err})
+				continue
+			}
+			f, err := b.js.PublishMsgAsync(nm)
+			if err != nil {
+				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: dedupeID(m), Err: fmt.Errorf("publish to %s: %w", nm.Subject, err)})
+				continue
+			}
+			futures = append(futures, inflight{msg: m, future: f})
+		}
+		for _, p := range futures {
+			select {
+			case <-p.future.Ok():
+				// Stored, or a duplicate of a message stored before: both fine.
+			case err := <-p.future.Err():
+				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, DedupeID: dedupeID(p.msg), Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
+			case <-ctx.Done():
+				return fmt.Errorf("publish outbox: waiting for acks: %w", ctx.Err())
+			case <-b.done:
+				return errors.New("publish outbox: bus closed while waiting for acks")
+			}
+		}
+	}
+	if len(perr.Failed) > 0 {
+		return perr
+	}
+	return nil
+}
+
+// dedupeID is m.DedupeID, safe for malformed messages.
+func dedupeID(m *store.OutboxMessage) string {
+	if (m.Kind == store.OutboxDispatch && m.Dispatch == nil) || (m.Kind != store.OutboxDispatch && m.Event == nil) {
+		return fmt.Sprintf("outbox#%d", m.ID)
+	}
+	return m.DedupeID()
+}
+
+// outboxNATSMsg returns the NATS message that publishes m.
+func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
+	var (
+		subject string
+		rfqID   string
+		body    []byte
+		err     error
+	)
+	switch m.Kind {
+	case store.OutboxDispatch:
+		if m.Dispatch == nil {
+			return nil, fmt.Errorf("outbox message %d: dispatch without content", m.ID)
+		}
+		if err := rydes.ValidateProviderID(m.Dispatch.Provider); err != nil {
+			return nil, fmt.Errorf("outbox message %d: dispatch to %q: %w", m.ID, m.Dispatch.Provider, err)
+		}
+		subject, rfqID = DispatchSubject(m.Dispatch.Provider), m.Dispatch.Request.RFQID
+		body, err = json.Marshal(m.Dispatch.Request)
+	case store.OutboxEvent:
+		if m.Event == nil {
+			return nil, fmt.Errorf("outbox message %d: event without content", m.ID)
+		}
+		if !subjectToken(m.Event.RFQID) || !subjectToken(string(m.Event.Type)) {
+			return nil, fmt.Errorf("outbox message %d: event %q of RFQ %q does not make a subject", m.ID, m.Event.Type, m.Event.RFQID)
+		}
+		subject, rfqID = EventSubject(m.Event.RFQID, m.Event.Type), m.Event.RFQID
+		body, err = json.Marshal(m.Event)
+	default:
+		return nil, fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox message %d: encode: %w", m.ID, err)
+	}
+	nm := nats.NewMsg(subject)
+	nm.Data = body
+	nm.Header.Set(jetstream.MsgIDHeader, m.DedupeID())
+	nm.Header.Set(HeaderRFQID, rfqID)
+	return nm, nil
+}
+
+// subjectToken reports whether s can be one token of a subject.
+func subjectToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
+}
+
+// EnsureProviderQueue creates provider's queue, or updates it to the
+// current configuration: the durable pull consumer ProviderQueue(provider)
+// on DispatchStream, filtered to DispatchSubject(provider), that
+// redelivers a request until it is acked. Requests published for the
+// provider before its queue existed are in it.
+func (b *Bus) EnsureProviderQueue(ctx context.Context, provider string) error {
+	if err := rydes.ValidateProviderID(provider); err != nil {
+		return fmt.Errorf("ensure queue of provider %q: %w", provider, err)
+	}
+	_, err := b.js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{
+		Durable:       ProviderQueue(provider),
+		Description:   "rydes: requests for provider " + provider,
+		FilterSubject: DispatchSubject(provider),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AckWait,
+		MaxAckPending: ProviderMaxAckPending,
+		// Redeliver until acked: an RFQ's deadline, not the queue, decides
+		// when a request no longer matters.
+		MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure queue of provider %s: %w", provider, err)
+	}
+	return nil
+}
+
+// DeleteProviderQueue deletes provider's queue and purges the requests
+// waiting in it. Deleting a queue that does not exist is not an error.
+func (b *Bus) DeleteProviderQueue(ctx context.Context, provider string) error {
+	if err := rydes.ValidateProviderID(provider); err != nil {
+		return fmt.Errorf("delete queue of provider %q: %w", provider, err)
+	}
+	err := b.js.DeleteConsumer(ctx, DispatchStream, ProviderQueue(provider))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete queue of provider %s: %w", provider, err)
+	}
+	if err := b.dispatch.Purge(ctx, jetstream.WithPurgeSubject(DispatchSubject(provider))); err != nil {
+		return fmt.Errorf("delete queue of provider %s: purge: %w", provider, err)
+	}
+	return nil
+}
+
+// QueueDepth returns how many requests wait in provider's queue (pending)
+// and how many it was given and has not acked yet (ackPending). It fails
+// with ENOTFOUND if the provider has no queue.
+func (b *Bus) QueueDepth(ctx context.Context, provider string) (pending, ackPending int, err error) {
+	if err := rydes.ValidateProviderID(provider); err != nil {
+		return 0, 0, fmt.Errorf("queue depth of provider %q: %w", provider, err)
+	}
+	c, err := b.dispatch.Consumer(ctx, ProviderQueue(provider))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, 0, rydes.Errorf(rydes.ENOTFOUND, "provider %s has no queue", provider)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("queue depth of provider %s: %w", provider, err)
+	}
+	info := c.CachedInfo()
+	return int(info.NumPending), info.NumAckPending, nil
+}
+
+// Inbound is one answer taken from AnswersStream.
+type Inbound struct {
+	// Answer is the decoded answer. Its Provider is the one whose subject
+	// it was published on; ReceivedAt is when JetStream stored it. When Err
+	// is set, Answer has only Provider, ReceivedAt and, if the payload names
+	// a well-formed one, RFQID.
+	Answer rydes.Answer
+	// Payload is the message body as received.
+	Payload []byte
+	// Err is why the payload did not decode to a valid answer (a
+	// *rydes.Error), or nil.
+	Err error
+}
+
+// GatherFunc handles a batch of answers. If it returns nil, the whole batch
+// is acknowledged; otherwise the whole batch is redelivered later, so it
+// must be idempotent.
+type GatherFunc func(ctx context.Context, batch []Inbound) error
+
+// GatherOptions tunes Gather.
+type GatherOptions struct {
+	// MaxBatch is the largest batch handed to the GatherFunc. Default 256.
+	MaxBatch int
+	// RetryDelay is how long a batch that failed waits before it is
+	// redelivered. Default 1s.
+	RetryDelay time.Duration
+}
+
+// Gather consumes answers from the durable consumer GathererConsumer, which
+// any number of rydes instances share, until ctx is done or the bus is
+// closed. It commits in groups: it waits for one answer, adds whatever else
+// has already arrived up to MaxBatch without waiting, and calls handler
+// with the batch. It acks the batch once handler returned nil, and naks it
+// for redelivery after RetryDelay otherwise. It returns nil when stopped by
+// ctx or Close, and an error if it could not start or consuming stopped on
+// its own (the consumer was deleted, the connection closed).
+func (b *Bus) Gather(ctx context.Context, handler GatherFunc, opts GatherOptions) error {
+	if handler == nil {
+		return errors.New("gather: a handler is required")
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	if err := b.enter(); err != nil {
+		return fmt.Errorf("gather: %w", err)
+	}
+	defer b.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, AnswersStream, jetstream.ConsumerConfig{
+		Durable:       GathererConsumer,
+		Description:   "rydes: gathers answers into the store; shared by every instance",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AckWait,
+		MaxAckPending: gathererMaxAckPending,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("gather: create or update consumer %s: %w", GathererConsumer, err)
+	}
+
+	// The consume callback hands messages over to this goroutine; once
+	// stopping is closed it gives them back (nak) instead.
+	msgs := make(chan jetstream.Msg, opts.MaxBatch)
+	stopping := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-stopping:
+			b.nak(m, 0)
+		}
+	},
+		jetstream.PullMaxMessages(2*opts.MaxBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			b.log.Warn("gather: consume", "err", err)
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("gather: consume %s: %w", GathererConsumer, err)
+	}
+	consumeClosed := cc.Closed()
+
+	var runErr error
+	batch := make([]jetstream.Msg, 0, opts.MaxBatch)
+	for {
+		var ok bool
+		batch, ok = collect(ctx, msgs, consumeClosed, batch[:0], opts.MaxBatch)
+		if !ok {
+			if ctx.Err() == nil {
+				runErr = errors.New("gather: consuming stopped (consumer deleted or connection closed)")
+			}
+			break
+		}
+		b.handleBatch(ctx, handler, batch, opts.RetryDelay)
+	}
+
+	// Stop pulling; what was already pulled goes back to the stream for
+	// another instance (or the next run) to take.
+	close(stopping)
+	cc.Drain()
+	<-consumeClosed
+	for {
+		select {
+		case m := <-msgs:
+			b.nak(m, 0)
+		default:
+			return runErr
+		}
+	}
+}
+
+// collect appends to batch one message from msgs, waiting for it, then
+// whatever else msgs already holds, up to max messages in all. It returns
+// false, and no messages, once ctx is done or stopped is closed.
+func collect[M any](ctx context.Context, msgs <-chan M, stopped <-chan struct{}, batch []M, max int) ([]M, bool) {
+	if ctx.Err() != nil {
+		return batch, false
+	}
+	select {
+	case <-ctx.Done():
+		return batch, false
+	case <-stopped:
+		return batch, false
+	case m := <-msgs:
+		batch = append(batch, m)
+	}
+	for len(batch) < max {
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+// handleBatch decodes batch, hands it to handler and acks or naks it.
+func (b *Bus) handleBatch(ctx context.Context, handler GatherFunc, batch []jetstream.Msg, retryDelay time.Duration) {
+	in := make([]Inbound, len(batch))
+	for i, m := range batch {
+		in[i] = decodeInbound(m)
+	}
+	if err := handler(ctx, in); err != nil {
+		b.log.Error("gather: handler failed; the batch will be redelivered", "batch", len(batch), "retry_in", retryDelay, "err", err)
+		for _, m := range batch {
+			b.nak(m, retryDelay)
+		}
+		return
+	}
+	for _, m := range batch {
+		if err := m.Ack(); err != nil {
+			// The answer will be redelivered and staged again, idempotently.
+			b.log.Warn("gather: ack", "subject", m.Subject(), "err", err)
+		}
+	}
+}
+
+func (b *Bus) nak(m jetstream.Msg, delay time.Duration) {
+	var err error
+	if delay > 0 {
+		err = m.NakWithDelay(delay)
+	} else {
+		err = m.Nak()
+	}
+	if err != nil {
+		b.log.Warn("gather: nak", "subject", m.Subject(), "err", err)
+	}
+}
+
+// decodeInbound decodes one message of AnswersStream. The provider is the
+// last token of its subject, never anything in the body.
+func decodeInbound(m jetstream.Msg) Inbound {
+	provider, ok := strings.CutPrefix(m.Subject(), AnswerSubjectPrefix)
+	if !ok {
+		provider = ""
+	}
+	received := time.Now()
+	if md, err := m.Metadata(); err == nil && !md.Timestamp.IsZero() {
+		received = md.Timestamp
+	}
+	// Microseconds: what every store keeps, so a redelivery compares equal.
+	received = received.UTC().Truncate(time.Microsecond)
+	body := m.Data()
+	a, err := wire.DecodeAnswer(provider, body, received)
+	if err != nil {
+		return Inbound{
+			Answer:  rydes.Answer{RFQID: wire.RFQIDOf(body), Provider: provider, ReceivedAt: received},
+			Payload: body,
+			Err:     err,
+		}
+	}
+	return Inbound{Answer: a, Payload: body}
+}

@@ -1,0 +1,640 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/rydestest"
+	"github.com/wildrydes/rydes/internal/store"
+	"github.com/wildrydes/rydes/internal/wire"
+)
+
+// bundle is what most tests need: a server, a connection and a bus.
+type bundle struct {
+	emb *Embedded
+	nc  *nats.Conn
+	bus *Bus
+	js  jetstream.JetStream
+}
+
+func setup(t testing.TB, sync bool) *bundle {
+	t.Helper()
+	ctx := rydestest.Context(t)
+	logger := rydestest.Logger(t)
+	if _, bench := t.(*testing.B); bench {
+		logger = nil // benchmarks print every log line
+	}
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), SyncAlways: sync, Logger: logger})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	b, err := New(ctx, nc, Config{Logger: logger})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	return &bundle{emb: emb, nc: nc, bus: b, js: b.JetStream()}
+}
+
+// gather runs Gather in the background until the test ends, and returns a
+// function that stops it and returns its error.
+func (bb *bundle) gather(t testing.TB, h GatherFunc, opts GatherOptions) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(rydestest.Context(t))
+	done := make(chan error, 1)
+	go func() { done <- bb.bus.Gather(ctx, h, opts) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(rydestest.WaitTimeout):
+				t.Errorf("Gather did not return after its context was cancelled")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func (bb *bundle) streamMsgs(t testing.TB, name string) uint64 {
+	t.Helper()
+	s, err := bb.js.Stream(rydestest.Context(t), name)
+	require.NoError(t, err)
+	return s.CachedInfo().State.Msgs
+}
+
+const rfq1 = "8b095f9e-cffc-4790-91a6-28353fa30e42"
+
+func dispatchMsg(id int64, rfqID, provider string) store.OutboxMessage {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	return store.OutboxMessage{
+		ID: id, Kind: store.OutboxDispatch, CreatedAt: now,
+		Dispatch: &store.Dispatch{Provider: provider, Request: rydes.ProviderRequest{
+			RFQID: rfqID, From: "Castle", To: "Rainbow", Passengers: 2, CreatedAt: now, Deadline: now.Add(30 * time.Second),
+		}},
+	}
+}
+
+func eventMsg(id int64, rfqID string, seq int64, typ rydes.EventType) store.OutboxMessage {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	return store.OutboxMessage{
+		ID: id, Kind: store.OutboxEvent, CreatedAt: now,
+		Event: &rydes.Event{RFQID: rfqID, Seq: seq, Type: typ, At: now, Customer: "alice", Status: rydes.StatusOpen},
+	}
+}
+
+func quoteBody(t testing.TB, rfqID, amount string) []byte {
+	t.Helper()
+	body, err := wire.EncodeAnswer(rydes.Answer{RFQID: rfqID, Kind: rydes.AnswerQuote, Price: rydes.Price{Amount: amount, Currency: "EUR"}})
+	require.NoError(t, err)
+	return body
+}
+
+func publishAnswer(t testing.TB, js jetstream.JetStream, provider string, body []byte) {
+	t.Helper()
+	_, err := js.Publish(rydestest.Context(t), AnswerSubject(provider), body)
+	require.NoError(t, err)
+}
+
+func TestStreamsConfig(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+
+	want := map[string]struct {
+		subjects  []string
+		retention jetstream.RetentionPolicy
+	}{
+		DispatchStream: {[]string{"rydes.dispatch.*"}, jetstream.WorkQueuePolicy},
+		AnswersStream:  {[]string{"rydes.answers.*"}, jetstream.WorkQueuePolicy},
+		EventsStream:   {[]string{"rydes.events.>"}, jetstream.LimitsPolicy},
+	}
+	for name, w := range want {
+		s, err := bb.js.Stream(ctx, name)
+		require.NoError(t, err, name)
+		cfg := s.CachedInfo().Config
+		require.Equal(t, w.subjects, cfg.Subjects, name)
+		require.Equal(t, w.retention, cfg.Retention, name)
+		require.Equal(t, jetstream.FileStorage, cfg.Storage, name)
+		require.Equal(t, 2*time.Minute, cfg.Duplicates, name)
+		require.Equal(t, 24*time.Hour, cfg.MaxAge, name)
+		require.Equal(t, 1, cfg.Replicas, name)
+	}
+
+	// Creating the bus again updates the streams in place.
+	b2, err := New(ctx, bb.nc, Config{})
+	require.NoError(t, err)
+	b2.Close()
+
+	require.Equal(t, "rydes.dispatch.p1", DispatchSubject("p1"))
+	require.Equal(t, "rydes.answers.p1", AnswerSubject("p1"))
+	require.Equal(t, "rydes.events."+rfq1+".quote", EventSubject(rfq1, rydes.EventQuote))
+	require.Equal(t, "provider-p1", ProviderQueue("p1"))
+}
+
+func TestPublishDeduplicates(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	d := dispatchMsg(1, rfq1, "p1")
+	e := eventMsg(2, rfq1, 1, rydes.EventCreated)
+
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d, e}))
+	// Re-published after a crash between publish and delete, and twice in
+	// one batch: stored once all the same.
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d, e, d, e}))
+	require.NoError(t, bb.bus.Publish(ctx, nil))
+
+	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream))
+	require.EqualValues(t, 1, bb.streamMsgs(t, EventsStream))
+
+	s, err := bb.js.Stream(ctx, EventsStream)
+	require.NoError(t, err)
+	raw, err := s.GetLastMsgForSubject(ctx, EventSubject(rfq1, rydes.EventCreated))
+	require.NoError(t, err)
+	require.Equal(t, "event."+rfq1+".1", raw.Header.Get(jetstream.MsgIDHeader))
+	require.Equal(t, rfq1, raw.Header.Get(HeaderRFQID))
+	var got rydes.Event
+	require.NoError(t, json.Unmarshal(raw.Data, &got))
+	require.Equal(t, *e.Event, got)
+}
+
+func TestPublishReportsFailures(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	good := dispatchMsg(1, rfq1, "p1")
+	bad := dispatchMsg(2, rfq1, "not.a.provider")
+	empty := store.OutboxMessage{ID: 3, Kind: store.OutboxEvent}
+
+	err := bb.bus.Publish(ctx, []store.OutboxMessage{good, bad, empty})
+	var perr *PublishError
+	require.ErrorAs(t, err, &perr)
+	require.Equal(t, 3, perr.Total)
+	require.Len(t, perr.Failed, 2)
+	require.Equal(t, int64(2), perr.Failed[0].ID)
+	require.Equal(t, int64(3), perr.Failed[1].ID)
+	// The good message was stored all the same.
+	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream))
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, bb.bus.Publish(cctx, []store.OutboxMessage{dispatchMsg(4, rfq1, "p2")}), context.Canceled)
+}
+
+func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p2"))
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"), "ensuring twice is fine")
+
+	d := dispatchMsg(1, rfq1, "p1")
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d}))
+
+	pending, ackPending, err := bb.bus.QueueDepth(ctx, "p1")
+	require.NoError(t, err)
+	require.Equal(t, [2]int{1, 0}, [2]int{pending, ackPending})
+	pending, ackPending, err = bb.bus.QueueDepth(ctx, "p2")
+	require.NoError(t, err)
+	require.Equal(t, [2]int{0, 0}, [2]int{pending, ackPending})
+	_, _, err = bb.bus.QueueDepth(ctx, "p3")
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
+
+	cons, err := bb.js.Consumer(ctx, DispatchStream, ProviderQueue("p1"))
+	require.NoError(t, err)
+	info := cons.CachedInfo().Config
+	require.Equal(t, DispatchSubject("p1"), info.FilterSubject)
+	require.Equal(t, jetstream.AckExplicitPolicy, info.AckPolicy)
+	require.Equal(t, DefaultAckWait, info.AckWait)
+	require.Equal(t, 1000, info.MaxAckPending)
+	require.Equal(t, -1, info.MaxDeliver)
+
+	m, err := cons.Next(jetstream.FetchContext(ctx))
+	require.NoError(t, err)
+	require.Equal(t, "dispatch."+rfq1+".p1", m.Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, rfq1, m.Headers().Get(HeaderRFQID))
+	var req rydes.ProviderRequest
+	require.NoError(t, json.Unmarshal(m.Data(), &req))
+	require.Equal(t, d.Dispatch.Request, req)
+
+	pending, ackPending, err = bb.bus.QueueDepth(ctx, "p1")
+	require.NoError(t, err)
+	require.Equal(t, [2]int{0, 1}, [2]int{pending, ackPending})
+	require.NoError(t, m.DoubleAck(ctx))
+	require.EqualValues(t, 0, bb.streamMsgs(t, DispatchStream), "an acked request leaves the work queue")
+}
+
+func TestDeleteProviderQueue(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p2"))
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")}))
+
+	require.NoError(t, bb.bus.DeleteProviderQueue(ctx, "p1"))
+	require.NoError(t, bb.bus.DeleteProviderQueue(ctx, "p1"), "deleting twice is fine")
+	_, _, err := bb.bus.QueueDepth(ctx, "p1")
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
+	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream), "p2's request stays")
+
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
+	pending, _, err := bb.bus.QueueDepth(ctx, "p1")
+	require.NoError(t, err)
+	require.Zero(t, pending, "a re-added provider does not get withdrawn requests")
+
+	require.Error(t, bb.bus.EnsureProviderQueue(ctx, "a.b"))
+	require.Error(t, bb.bus.DeleteProviderQueue(ctx, "*"))
+}
+
+func TestGatherBatchesAndAcksAfterSuccess(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	const n = 20
+	for i := range n {
+		publishAnswer(t, bb.js, fmt.Sprintf("p%d", i), quoteBody(t, rfq1, fmt.Sprintf("%d.50", i+1)))
+	}
+
+	var (
+		mu      sync.Mutex
+		batches [][]Inbound
+		handled = make(chan struct{}, n)
+	)
+	bb.gather(t, func(ctx context.Context, batch []Inbound) error {
+		// Nothing in the batch is acked before the handler returns: the
+		// work queue still holds every message of it.
+		s, err := bb.js.Stream(ctx, AnswersStream)
+		if err != nil {
+			return err
+		}
+		if got := s.CachedInfo().State.Msgs; got < uint64(len(batch)) {
+			t.Errorf("stream holds %d messages while a batch of %d is being handled", got, len(batch))
+		}
+		mu.Lock()
+		batches = append(batches, batch)
+		mu.Unlock()
+		for range batch {
+			handled <- struct{}{}
+		}
+		return nil
+	}, GatherOptions{MaxBatch: 8})
+
+	for range n {
+		select {
+		case <-handled:
+		case <-ctx.Done():
+			t.Fatal("timed out waiting for answers")
+		}
+	}
+	rydestest.WaitFor(t, "the answers stream to be empty (all acked)", func() bool {
+		return bb.streamMsgs(t, AnswersStream) == 0
+	})
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	for _, batch := range batches {
+		require.LessOrEqual(t, len(batch), 8)
+		for _, in := range batch {
+			require.NoError(t, in.Err)
+			require.Equal(t, rfq1, in.Answer.RFQID)
+			require.Equal(t, rydes.AnswerQuote, in.Answer.Kind)
+			require.False(t, in.Answer.ReceivedAt.IsZero())
+			require.Equal(t, time.UTC, in.Answer.ReceivedAt.Location())
+			require.NotEmpty(t, in.Payload)
+			seen[in.Answer.Provider] = true
+		}
+	}
+	require.Len(t, seen, n)
+}
+
+func TestCollect(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs := make(chan int, 10)
+	stopped := make(chan struct{})
+	for i := range 5 {
+		msgs <- i
+	}
+	batch, ok := collect(ctx, msgs, stopped, nil, 3)
+	require.True(t, ok)
+	require.Equal(t, []int{0, 1, 2}, batch, "capped at max")
+	batch, ok = collect(ctx, msgs, stopped, batch[:0], 3)
+	require.True(t, ok)
+	require.Equal(t, []int{3, 4}, batch, "what is there, without waiting for more")
+
+	// Blocks for the first message.
+	got := make(chan []int)
+	go func() {
+		b, _ := collect(ctx, msgs, stopped, nil, 3)
+		got <- b
+	}()
+	msgs <- 7
+	require.Equal(t, []int{7}, <-got)
+
+	cancel()
+	_, ok = collect(ctx, msgs, stopped, nil, 3)
+	require.False(t, ok)
+	_, ok = collect(context.Background(), msgs, closedChan(), nil, 3)
+	require.False(t, ok)
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func TestGatherRedeliversAfterHandlerError(t *testing.T) {
+	bb := setup(t, false)
+	publishAnswer(t, bb.js, "p1", quoteBody(t, rfq1, "10"))
+
+	calls := make(chan []Inbound, 4)
+	var attempt int
+	bb.gather(t, func(ctx context.Context, batch []Inbound) error {
+		attempt++
+		calls <- batch
+		if attempt == 1 {
+			return errors.New("database unavailable")
+		}
+		return nil
+	}, GatherOptions{RetryDelay: 10 * time.Millisecond})
+
+	ctx := rydestest.Context(t)
+	var first, second []Inbound
+	for _, p := range []*[]Inbound{&first, &second} {
+		select {
+		case *p = <-calls:
+		case <-ctx.Done():
+			t.Fatal("timed out waiting for the handler")
+		}
+	}
+	require.Len(t, first, 1)
+	require.Len(t, second, 1)
+	require.Equal(t, first[0].Answer, second[0].Answer, "the redelivery is the same answer, received at the same time")
+	rydestest.WaitFor(t, "the answers stream to be empty", func() bool {
+		return bb.streamMsgs(t, AnswersStream) == 0
+	})
+}
+
+func TestGatherDecodeFailureReachesHandler(t *testing.T) {
+	bb := setup(t, false)
+	publishAnswer(t, bb.js, "p1", []byte(`{not json`))
+	publishAnswer(t, bb.js, "p2", []byte(`{"rfq_id":"`+rfq1+`","kind":"quote"}`))
+	// A body claiming to come from another provider is refused, and the
+	// provider is the one whose subject it came on.
+	publishAnswer(t, bb.js, "p3", []byte(`{"rfq_id":"`+rfq1+`","kind":"decline","provider":"p4"}`))
+	publishAnswer(t, bb.js, "p5", []byte(`{"rfq_id":"`+rfq1+`","kind":"decline"}`))
+	// Too large for an answer, not for the stream: refused with a reason.
+	publishAnswer(t, bb.js, "p6", []byte(`{"rfq_id":"`+rfq1+`","kind":"decline","reason":"`+strings.Repeat("x", wire.MaxAnswerBytes)+`"}`))
+
+	// Far too large: JetStream refuses it to the provider.
+	_, err := bb.js.Publish(rydestest.Context(t), AnswerSubject("p7"), make([]byte, MaxAnswerMsgBytes+1))
+	require.Error(t, err)
+
+	got := make(chan Inbound, 5)
+	bb.gather(t, func(ctx context.Context, batch []Inbound) error {
+		for _, in := range batch {
+			got <- in
+		}
+		return nil
+	}, GatherOptions{})
+
+	ctx := rydestest.Context(t)
+	byProvider := map[string]Inbound{}
+	for range 5 {
+		select {
+		case in := <-got:
+			byProvider[in.Answer.Provider] = in
+		case <-ctx.Done():
+			t.Fatal("timed out waiting for the handler")
+		}
+	}
+
+	p1 := byProvider["p1"]
+	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(p1.Err))
+	require.Empty(t, p1.Answer.RFQID)
+	require.Equal(t, `{not json`, string(p1.Payload))
+	require.False(t, p1.Answer.ReceivedAt.IsZero())
+
+	p2 := byProvider["p2"]
+	require.Equal(t, "price.amount", rydes.ErrorFieldOf(p2.Err))
+	require.Equal(t, rfq1, p2.Answer.RFQID, "the RFQ of a refused answer is kept when it is readable")
+	require.Empty(t, p2.Answer.Kind)
+
+	p3 := byProvider["p3"]
+	require.Equal(t, "provider", rydes.ErrorFieldOf(p3.Err))
+	require.Equal(t, "p3", p3.Answer.Provider)
+	require.NotContains(t, byProvider, "p4")
+
+	p5 := byProvider["p5"]
+	require.NoError(t, p5.Err)
+	require.Equal(t, rydes.Answer{RFQID: rfq1, Provider: "p5", Kind: rydes.AnswerDecline, ReceivedAt: p5.Answer.ReceivedAt}, p5.Answer)
+
+	p6 := byProvider["p6"]
+	require.Equal(t, rydes.ETOOLARGE, rydes.ErrorCodeOf(p6.Err))
+	require.Empty(t, p6.Answer.RFQID, "a body too large is not read at all")
+
+	rydestest.WaitFor(t, "the answers stream to be empty", func() bool {
+		return bb.streamMsgs(t, AnswersStream) == 0
+	})
+}
+
+func TestGatherStops(t *testing.T) {
+	bb := setup(t, false)
+	stop := bb.gather(t, func(context.Context, []Inbound) error { return nil }, GatherOptions{})
+	require.NoError(t, stop())
+
+	// Close stops a running Gather too.
+	done := make(chan error, 1)
+	go func() {
+		done <- bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{})
+	}()
+	// Wait until it consumes, so that Close has something to stop.
+	rydestest.WaitFor(t, "the gatherer to pull", func() bool {
+		c, err := bb.js.Consumer(rydestest.Context(t), AnswersStream, GathererConsumer)
+		return err == nil && c.CachedInfo().NumWaiting > 0
+	})
+	bb.bus.Close()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(rydestest.WaitTimeout):
+		t.Fatal("Gather did not return after Close")
+	}
+	require.Error(t, bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{}))
+	require.Error(t, bb.bus.Publish(rydestest.Context(t), nil))
+}
+
+func TestGatherReturnsWhenConsumerDeleted(t *testing.T) {
+	bb := setup(t, false)
+	done := make(chan error, 1)
+	go func() {
+		done <- bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{})
+	}()
+	ctx := rydestest.Context(t)
+	rydestest.WaitFor(t, "the gatherer to pull", func() bool {
+		c, err := bb.js.Consumer(ctx, AnswersStream, GathererConsumer)
+		return err == nil && c.CachedInfo().NumWaiting > 0
+	})
+	require.NoError(t, bb.js.DeleteConsumer(ctx, AnswersStream, GathererConsumer))
+	select {
+	case err := <-done:
+		require.Error(t, err)
+	case <-ctx.Done():
+		t.Fatal("Gather did not return after its consumer was deleted")
+	}
+}
+
+func TestEmbeddedListens(t *testing.T) {
+	ctx := rydestest.Context(t)
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	url := emb.ClientURL()
+	require.True(t, strings.HasPrefix(url, "nats://127.0.0.1:"), url)
+	require.NotEqual(t, "nats://127.0.0.1:4222", url)
+
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	b, err := New(ctx, nc, Config{})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, b.Publish(ctx, []store.OutboxMessage{eventMsg(1, rfq1, 1, rydes.EventCreated)}))
+
+	inproc, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(inproc.Shutdown)
+	require.Empty(t, inproc.ClientURL())
+
+	_, err = StartEmbedded(ctx, EmbeddedConfig{})
+	require.Error(t, err)
+	_, err = StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Listen: "nope"})
+	require.Error(t, err)
+}
+
+func TestEmbeddedDataSurvivesRestart(t *testing.T) {
+	for _, syncAlways := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sync=%v", syncAlways), func(t *testing.T) {
+			ctx := rydestest.Context(t)
+			dir := t.TempDir()
+			d := dispatchMsg(1, rfq1, "p1")
+
+			emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: dir, SyncAlways: syncAlways, Logger: rydestest.Logger(t)})
+			require.NoError(t, err)
+			nc, err := emb.Connect()
+			require.NoError(t, err)
+			b, err := New(ctx, nc, Config{})
+			require.NoError(t, err)
+			require.NoError(t, b.EnsureProviderQueue(ctx, "p1"))
+			require.NoError(t, b.Publish(ctx, []store.OutboxMessage{d}))
+			b.Close()
+			nc.Close()
+			emb.Shutdown()
+
+			emb, err = StartEmbedded(ctx, EmbeddedConfig{StoreDir: dir, SyncAlways: syncAlways, Logger: rydestest.Logger(t)})
+			require.NoError(t, err)
+			t.Cleanup(emb.Shutdown)
+			nc, err = emb.Connect()
+			require.NoError(t, err)
+			t.Cleanup(nc.Close)
+			b, err = New(ctx, nc, Config{})
+			require.NoError(t, err)
+			t.Cleanup(b.Close)
+
+			pending, _, err := b.QueueDepth(ctx, "p1")
+			require.NoError(t, err)
+			require.Equal(t, 1, pending)
+			cons, err := b.JetStream().Consumer(ctx, DispatchStream, ProviderQueue("p1"))
+			require.NoError(t, err)
+			m, err := cons.Next(jetstream.FetchContext(ctx))
+			require.NoError(t, err)
+			var req rydes.ProviderRequest
+			require.NoError(t, json.Unmarshal(m.Data(), &req))
+			require.Equal(t, d.Dispatch.Request, req)
+			require.NoError(t, m.DoubleAck(ctx))
+		})
+	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	for _, syncAlways := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", syncAlways), func(b *testing.B) {
+			bb := setup(b, syncAlways)
+			ctx := rydestest.Context(b)
+			const batch = 100 // a store's default outbox page
+			msgs := make([]store.OutboxMessage, 0, batch)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				msgs = msgs[:0]
+				for j := i; j < min(i+batch, b.N); j++ {
+					msgs = append(msgs, dispatchMsg(int64(j), rydes.NewID(), "p1"))
+				}
+				if err := bb.bus.Publish(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+func BenchmarkGatherLoop(b *testing.B) {
+	for _, syncAlways := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", syncAlways), func(b *testing.B) {
+			bb := setup(b, syncAlways)
+			ctx := rydestest.Context(b)
+			for i := range b.N {
+				body := quoteBody(b, rydes.NewID(), "12.50")
+				if _, err := bb.js.PublishAsync(AnswerSubject(fmt.Sprintf("p%d", i%50)), body); err != nil {
+					b.Fatal(err)
+				}
+				if i%500 == 499 || i == b.N-1 {
+					select {
+					case <-bb.js.PublishAsyncComplete():
+					case <-ctx.Done():
+						b.Fatal("timed out publishing answers")
+					}
+				}
+			}
+
+			done := make(chan struct{})
+			var got, batches int
+			b.ReportAllocs()
+			b.ResetTimer()
+			stop := bb.gather(b, func(_ context.Context, batch []Inbound) error {
+				got += len(batch)
+				batches++
+				if got == b.N {
+					close(done)
+				}
+				return nil
+			}, GatherOptions{})
+			select {
+			case <-done:
+			case <-ctx.Done():
+				b.Fatal("timed out gathering answers")
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "answers/s")
+			b.ReportMetric(float64(got)/float64(batches), "answers/batch")
+			if err := stop(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -1,0 +1,413 @@
+// Package provider is the Go SDK for ride providers that answer rydes's
+// requests for quotes over NATS.
+//
+// rydes gives every provider its own durable queue. A provider service
+// creates a Provider with its id and a NATS connection (with the
+// credentials rydes issued it) and calls Run with a Handler; Run takes the
+// requests from the queue, calls the handler for each, publishes its quote
+// or decline to rydes and only then acknowledges the request, so a request
+// is never lost: if the service dies mid-way, the request comes back.
+//
+//	p, err := provider.New(provider.Config{Conn: nc, ID: "unicorn-express"})
+//	...
+//	err = p.Run(ctx, func(ctx context.Context, req rydes.ProviderRequest) (provider.Reply, error) {
+//		return provider.Quote(rydes.Price{Amount: "45.50", Currency: "EUR"}, provider.WithETA(5*time.Minute)), nil
+//	})
+//
+// The package depends on nothing internal to rydes, so partners can use it.
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wildrydes/rydes"
+)
+
+// Names shared with rydes's bus. They are repeated here, not imported, so
+// that the SDK needs nothing internal; a test keeps them in step.
+const (
+	dispatchStream      = "RYDES_DISPATCH"
+	answerSubjectPrefix = "rydes.answers."
+	queuePrefix         = "provider-"
+)
+
+// Defaults.
+const (
+	// DefaultConcurrency is Config.Concurrency's default.
+	DefaultConcurrency = 64
+	// DefaultRetryDelay is Config.RetryDelay's default.
+	DefaultRetryDelay = time.Second
+	// publishTimeout bounds publishing one answer.
+	publishTimeout = 10 * time.Second
+	// defaultAckWait is assumed if the queue does not say its own.
+	defaultAckWait = 30 * time.Second
+)
+
+// Config configures a Provider.
+type Config struct {
+	// Conn is the connection to rydes's NATS, authenticated as the
+	// provider. Required; the caller keeps ownership of it.
+	Conn *nats.Conn
+	// ID is the provider's id, as registered with rydes. Required.
+	ID string
+	// Concurrency is how many handlers run at once at most. Default 64.
+	Concurrency int
+	// RetryDelay is how long a request whose handling failed waits before
+	// it is delivered again. Default 1s.
+	RetryDelay time.Duration
+	// Logger receives the SDK's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Handler answers one request. It returns Quote, Decline or Silent; an
+// error hands the request back to be delivered again after a delay. ctx
+// ends at the request's deadline, after which an answer is refused as late.
+// A request may be delivered more than once, so a handler should give the
+// same answer each time: rydes keeps the first.
+type Handler func(ctx context.Context, req rydes.ProviderRequest) (Reply, error)
+
+// Reply is a handler's answer to one request: a quote, a decline, or
+// nothing. The zero Reply is Silent.
+type Reply struct {
+	kind   rydes.AnswerKind // "" for silent
+	price  rydes.Price
+	eta    *int
+	expiry time.Time
+	reason string
+}
+
+// QuoteOption adds optional details to a quote.
+type QuoteOption func(*Reply)
+
+// WithETA says how long after the pickup time the ride can be there,
+// rounded to the second.
+func WithETA(d time.Duration) QuoteOption {
+	return func(r *Reply) {
+		s := int(d.Round(time.Second) / time.Second)
+		r.eta = &s
+	}
+}
+
+// WithExpiry says until when the quote holds.
+func WithExpiry(t time.Time) QuoteOption {
+	return func(r *Reply) { r.expiry = t }
+}
+
+// Quote offers the ride at price.
+func Quote(price rydes.Price, opts ...QuoteOption) Reply {
+	r := Reply{kind: rydes.AnswerQuote, price: price}
+	for _, o := range opts {
+		o(&r)
+	}
+	return r
+}
+
+// Decline refuses the request, with an optional reason for the customer.
+func Decline(reason string) Reply {
+	return Reply{kind: rydes.AnswerDecline, reason: reason}
+}
+
+// Silent answers nothing: the request is acknowledged and the provider
+// counts as not having answered, until the request's deadline.
+func Silent() Reply { return Reply{} }
+
+// Provider consumes one provider's queue and answers its requests.
+type Provider struct {
+	cfg Config
+	js  jetstream.JetStream
+	log *slog.Logger
+}
+
+// New returns a Provider. It does no I/O; Run checks the queue exists.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("new provider: a NATS connection is required")
+	}
+	if err := rydes.ValidateProviderID(cfg.ID); err != nil {
+		return nil, fmt.Errorf("new provider: id %q: %w", cfg.ID, err)
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("new provider %s: concurrency must be positive, got %d", cfg.ID, cfg.Concurrency)
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = DefaultRetryDelay
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("new provider %s: jetstream: %w", cfg.ID, err)
+	}
+	return &Provider{cfg: cfg, js: js, log: cfg.Logger.With("provider", cfg.ID)}, nil
+}
+
+// ID returns the provider's id.
+func (p *Provider) ID() string { return p.cfg.ID }
+
+// Run answers requests from the provider's queue with h until ctx is done,
+// then stops gracefully: it takes no new request, hands back the ones it
+// holds but has not started, waits for the handlers in flight to finish
+// and their answers to be sent, and returns nil. Handlers run with a
+// context that Run's ctx does not cancel; it ends at the request's
+// deadline.
+//
+// The queue must exist: rydes creates it when the provider is added. Run
+// returns an error wrapping jetstream.ErrConsumerNotFound if it does not,
+// and an error if consuming stops on its own (the queue was deleted, the
+// connection closed).
+func (p *Provider) Run(ctx context.Context, h Handler) error {
+	if h == nil {
+		return fmt.Errorf("provider %s: run: a handler is required", p.cfg.ID)
+	}
+	queue := queuePrefix + p.cfg.ID
+	cons, err := p.js.Consumer(ctx, dispatchStream, queue)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return fmt.Errorf("provider %s: no queue %s on stream %s; rydes creates it when the provider is added: %w", p.cfg.ID, queue, dispatchStream, err)
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("provider %s: stream %s not found; is rydes running on this NATS? %w", p.cfg.ID, dispatchStream, err)
+	case err != nil:
+		return fmt.Errorf("provider %s: look up queue %s: %w", p.cfg.ID, queue, err)
+	}
+	ackWait := cons.CachedInfo().Config.AckWait
+	if ackWait <= 0 {
+		ackWait = defaultAckWait
+	}
+
+	var (
+		slots    = make(chan struct{}, p.cfg.Concurrency)
+		stopping = make(chan struct{})
+		mu       sync.Mutex
+		stopped  bool
+		inflight sync.WaitGroup
+	)
+	// Handlers must outlive Run's ctx so that stopping is graceful.
+	hctx := context.WithoutCancel(ctx)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case slots <- struct{}{}:
+		case <-stopping:
+			p.nak(m, 0) // not started: hand it back at once
+			return
+		}
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			<-slots
+			p.nak(m, 0)
+			return
+		}
+		inflight.Add(1)
+		mu.Unlock()
+		go func() {
+			defer inflight.Done()
+			defer func() { <-slots }()
+			p.handle(hctx, h, m, ackWait/3)
+		}()
+	},
+		jetstream.PullMaxMessages(p.cfg.Concurrency),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			p.log.Warn("consume", "queue", queue, "err", err)
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("provider %s: consume %s: %w", p.cfg.ID, queue, err)
+	}
+	closed := cc.Closed()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-closed:
+		runErr = fmt.Errorf("provider %s: consuming %s stopped (queue deleted or connection closed)", p.cfg.ID, queue)
+	}
+	close(stopping)
+	cc.Drain()
+	<-closed
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	inflight.Wait()
+	return runErr
+}
+
+// handle answers one request and settles it: ack once the answer is
+// stored, nak on failure, term if it cannot be read.
+func (p *Provider) handle(ctx context.Context, h Handler, m jetstream.Msg, beat time.Duration) {
+	var req rydes.ProviderRequest
+	if err := json.Unmarshal(m.Data(), &req); err != nil || req.RFQID == "" {
+		p.log.Error("unreadable request; dropping it", "subject", m.Subject(), "err", err)
+		if err := m.TermWithReason("unreadable request"); err != nil {
+			p.log.Warn("term", "err", err)
+		}
+		return
+	}
+	log := p.log.With("rfq", req.RFQID)
+	if !req.Deadline.IsZero() && !time.Now().Before(req.Deadline) {
+		log.Debug("request past its deadline; acknowledging it unanswered", "deadline", req.Deadline)
+		p.ack(ctx, log, m)
+		return
+	}
+
+	// Keep the request ours while the handler works and the answer is sent.
+	stopBeat := keepAlive(m, beat, log)
+	err := p.answer(ctx, h, req)
+	stopBeat()
+	if err != nil {
+		log.Warn("request not answered; it will be delivered again", "retry_in", p.cfg.RetryDelay, "err", err)
+		p.nak(m, p.cfg.RetryDelay)
+		return
+	}
+	p.ack(ctx, log, m)
+}
+
+// answer calls the handler for req and sends its answer, if any.
+func (p *Provider) answer(ctx context.Context, h Handler, req rydes.ProviderRequest) error {
+	reply, err := p.callHandler(ctx, h, req)
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
+	if reply.kind == "" {
+		return nil
+	}
+	return p.publish(ctx, req.RFQID, reply)
+}
+
+// callHandler calls h with a context that ends at the request's deadline,
+// turning a panic into an error.
+func (p *Provider) callHandler(ctx context.Context, h Handler, req rydes.ProviderRequest) (reply Reply, err error) {
+	var cancel context.CancelFunc
+	if req.Deadline.IsZero() {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+	}
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return h(ctx, req)
+}
+
+// answerBody is the JSON an answer is sent as; rydes decodes it strictly.
+// The provider is not in it: rydes knows who published on the subject.
+type answerBody struct {
+	RFQID      string           `json:"rfq_id"`
+	Kind       rydes.AnswerKind `json:"kind"`
+	Price      *rydes.Price     `json:"price,omitempty"`
+	ETASeconds *int             `json:"eta_seconds,omitempty"`
+	ExpiresAt  string           `json:"expires_at,omitempty"`
+	Reason     string           `json:"reason,omitempty"`
+}
+
+// encodeAnswer validates reply as the provider's answer for rfqID at now
+// and returns the body to send.
+func (p *Provider) encodeAnswer(rfqID string, r Reply, now time.Time) ([]byte, error) {
+	a := rydes.Answer{
+		RFQID: rfqID, Provider: p.cfg.ID, Kind: r.kind, Price: r.price, ETASeconds: r.eta,
+		ExpiresAt: r.expiry, Reason: r.reason, ReceivedAt: now,
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid %s: %w", r.kind, err)
+	}
+	b := answerBody{RFQID: rfqID, Kind: r.kind, ETASeconds: r.eta, Reason: r.reason}
+	if r.kind == rydes.AnswerQuote {
+		b.Price = &r.price
+		if !r.expiry.IsZero() {
+			b.ExpiresAt = r.expiry.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", r.kind, err)
+	}
+	return body, nil
+}
+
+// publish sends reply for rfqID and waits until rydes's stream stored it.
+// Its message id makes a second publication of an answer (after a
+// redelivery of the request) a duplicate that rydes drops.
+func (p *Provider) publish(ctx context.Context, rfqID string, r Reply) error {
+	body, err := p.encodeAnswer(rfqID, r, time.Now())
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(answerSubjectPrefix + p.cfg.ID)
+	msg.Data = body
+	msg.Header.Set(jetstream.MsgIDHeader, "answer."+rfqID+"."+p.cfg.ID)
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s for %s: %w", r.kind, rfqID, err)
+	}
+	return nil
+}
+
+// ack acknowledges m and waits for the server to confirm it, so that a
+// request is not handled twice for want of an ack that got lost.
+func (p *Provider) ack(ctx context.Context, log *slog.Logger, m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if err := m.DoubleAck(ctx); err != nil {
+		// The request will be delivered again; its answer is deduplicated.
+		log.Warn("ack", "err", err)
+	}
+}
+
+func (p *Provider) nak(m jetstream.Msg, delay time.Duration) {
+	var err error
+	if delay > 0 {
+		err = m.NakWithDelay(delay)
+	} else {
+		err = m.Nak()
+	}
+	if err != nil {
+		p.log.Warn("nak", "subject", m.Subject(), "err", err)
+	}
+}
+
+// keepAlive tells the server every interval that m is being worked on, so
+// that it is not redelivered meanwhile, until the returned function is
+// called; that function returns once the beats stopped.
+func keepAlive(m jetstream.Msg, interval time.Duration, log *slog.Logger) (stop func()) {
+	if interval <= 0 {
+		interval = defaultAckWait / 3
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := m.InProgress(); err != nil {
+					log.Warn("in progress", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
