@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/store"
+)
+
+// StageAnswers decides each answer with rydes.Decide against the RFQ as it
+// is inside one write transaction, and applies the decisions in order, so
+// that each answer sees what the ones before it did. A staged answer changes
+// the provider's roster entry and emits its quote or decline event, and the
+// one that leaves no provider pending completes the RFQ and emits complete;
+// a rejected answer is recorded with its payload; a duplicate changes
+// nothing. An answer for an RFQ that does not exist is rejected as invalid
+// if its content is, and as unknown_rfq otherwise. Results are in input
+// order.
+func (s *Store) StageAnswers(ctx context.Context, p store.StageAnswersParams) ([]store.StageResult, error) {
+	if p.Now.IsZero() {
+		return nil, errors.New("stage answers: Now is required")
+	}
+	results := make([]store.StageResult, len(p.Answers))
+	if len(p.Answers) == 0 {
+		return results, nil
+	}
+	now := utc(p.Now)
+	err := s.write(ctx, "stage answers", func(tx *txn) error {
+		for i, sa := range p.Answers {
+			res, err := stageAnswer(ctx, tx, sa, now)
+			if err != nil {
+				return fmt.Errorf("answer %d: %w", i, err)
+			}
+			results[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// openRFQ is what staging an answer needs to know of its RFQ.
+type openRFQ struct {
+	customer string
+	status   rydes.Status
+	deadline time.Time
+	pending  int
+	seq      int64
+}
+
+// stageAnswer decides and applies one answer.
+func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Time) (store.StageResult, error) {
+	a := sa.Answer
+	// The database keeps times to the microsecond; so that a redelivery
+	// compares equal to what was staged, the answer is judged as kept.
+	a.ReceivedAt = utc(a.ReceivedAt)
+	if !a.ExpiresAt.IsZero() {
+		a.ExpiresAt = utc(a.ExpiresAt)
+	}
+
+	var (
+		r        openRFQ
+		deadline int64
+	)
+	err := tx.QueryRowContext(ctx, sqlSelectRFQForAnswer, a.RFQID).Scan(
+		&r.customer, &r.status, &deadline, &r.pending, &r.seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		d := rydes.Decision{Outcome: rydes.OutcomeRejected, Reason: rydes.RejectUnknownRFQ, Message: "no RFQ has the id " + truncate(a.RFQID, maxRejectionID)}
+		if err := a.Validate(); err != nil {
+			d = rydes.Decision{Outcome: rydes.OutcomeRejected, Reason: rydes.RejectInvalid, Message: err.Error()}
+		}
+		return store.StageResult{Decision: d}, insertRejection(ctx, tx, rejection(a, d, sa.Payload, now))
+	}
+	if err != nil {
+		return store.StageResult{}, err
+	}
+	r.deadline = fromMicros(deadline)
+
+	var prior *rydes.Prior
+	row := tx.QueryRowContext(ctx, sqlSelectRosterEntry, a.RFQID, a.Provider)
+	e, answer, err := scanRoster(row, a.RFQID)
+	switch {
+	case err == nil:
+		prior = &rydes.Prior{Entry: e, Answer: answer}
+	case !errors.Is(err, sql.ErrNoRows):
+		return store.StageResult{}, err
+	}
+
+	d := rydes.Decide(r.status, r.deadline, prior, a, now)
+	switch d.Outcome {
+	case rydes.OutcomeStaged:
+		return applyAnswer(ctx, tx, a, r, now, d)
+	case rydes.OutcomeRejected:
+		return store.StageResult{Decision: d, Status: r.status}, insertRejection(ctx, tx, rejection(a, d, sa.Payload, now))
+	default:
+		return store.StageResult{Decision: d, Status: r.status}, nil
+	}
+}
+
+// applyAnswer stages answer a, which rydes.Decide accepted, for the open RFQ
+// r: it records the answer in the roster, emits its event and, if it was
+// the last one pending, completes the RFQ.
+func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, now time.Time, d rydes.Decision) (store.StageResult, error) {
+	if r.pending < 1 {
+		return store.StageResult{}, fmt.Errorf("RFQ %s: an answer from pending provider %s, but the RFQ counts %d pending", a.RFQID, a.Provider, r.pending)
+	}
+	ev := rydes.Event{
+		RFQID: a.RFQID, Seq: r.seq + 1, At: now, Customer: r.customer,
+		Provider: a.Provider, Status: rydes.StatusOpen,
+	}
+	var (
+		state                   rydes.ProviderState
+		amount, units, currency any
+		eta                     any
+	)
+	switch a.Kind {
+	case rydes.AnswerQuote:
+		state, ev.Type = rydes.ProviderQuoted, rydes.EventQuote
+		q := a.Quote()
+		ev.Quote = &q
+		u, err := a.Price.Units()
+		if err != nil {
+			return store.StageResult{}, err
+		}
+		amount, units, currency = a.Price.Amount, u, a.Price.Currency
+		if a.ETASeconds != nil {
+			eta = *a.ETASeconds
+		}
+	case rydes.AnswerDecline:
+		state, ev.Type = rydes.ProviderDeclined, rydes.EventDecline
+		ev.Reason = a.Reason
+	default:
+		return store.StageResult{}, fmt.Errorf("stage answer of kind %q", a.Kind)
+	}
+	res, err := tx.ExecContext(ctx, sqlStageRosterAnswer,
+		state, micros(now), nullString(a.Reason), a.Kind, amount,
+		units, currency, eta, nullMicros(a.ExpiresAt), nullMicros(a.ReceivedAt),
+		a.RFQID, a.Provider)
+	if err != nil {
+		return store.StageResult{}, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return store.StageResult{}, fmt.Errorf("RFQ %s: provider %s is not pending (%d rows, %v)", a.RFQID, a.Provider, n, err)
+	}
+
+	events := []rydes.Event{ev}
+	status, seq := rydes.StatusOpen, ev.Seq
+	if r.pending == 1 {
+		status, seq = rydes.StatusComplete, seq+1
+		events = append(events, rydes.Event{
+			RFQID: a.RFQID, Seq: seq, Type: rydes.EventComplete, At: now,
+			Customer: r.customer, Status: rydes.StatusComplete,
+		})
+	}
+	var closed any
+	if status.Final() {
+		closed = micros(now)
+	}
+	if _, err := tx.ExecContext(ctx, sqlCountAnswer, seq, status, closed, a.RFQID); err != nil {
+		return store.StageResult{}, err
+	}
+	if err := insertEvents(ctx, tx, events...); err != nil {
+		return store.StageResult{}, err
+	}
+	return store.StageResult{Decision: d, Events: events, Status: status}, nil
+}
+
+// rejection is the audit record of answer a, refused by d.
+func rejection(a rydes.Answer, d rydes.Decision, payload []byte, now time.Time) rydes.Rejection {
+	received := a.ReceivedAt
+	if received.IsZero() {
+		received = now
+	}
+	return rydes.Rejection{
+		RFQID: a.RFQID, Provider: a.Provider, Reason: d.Reason, Message: d.Message,
+		ReceivedAt: received, Payload: payload,
+	}
+}
+
+// insertRejection records r, cut to the bounds of what is kept.
+func insertRejection(ctx context.Context, tx *txn, r rydes.Rejection) error {
+	payload := r.Payload
+	if len(payload) > MaxRejectionPayload {
+		payload = payload[:MaxRejectionPayload]
+	}
+	if len(payload) == 0 {
+		payload = nil
+	}
+	_, err := tx.ExecContext(ctx, sqlInsertRejection,
+		truncate(r.RFQID, maxRejectionID), truncate(r.Provider, maxRejectionID), truncate(string(r.Reason), maxRejectionID),
+		truncate(r.Message, maxRejectionMessage), nullMicros(utcOrZero(r.ReceivedAt)), payload)
+	return err
+}
+
+// utcOrZero is utc, keeping the zero time zero.
+func utcOrZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return utc(t)
+}
+
+// RecordRejections keeps refused answers that never became an Answer for
+// audit. Payloads longer than MaxRejectionPayload are cut.
+func (s *Store) RecordRejections(ctx context.Context, rs []rydes.Rejection) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.write(ctx, "record rejections", func(tx *txn) error {
+		for _, r := range rs {
+			if err := insertRejection(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListRejections returns the refused answers for p.RFQID, or all of them
+// when it is empty, oldest first, at most p.Limit (0 for 100).
+func (s *Store) ListRejections(ctx context.Context, p store.ListRejectionsParams) ([]rydes.Rejection, error) {
+	out := []rydes.Rejection{}
+	err := s.read(ctx, "list rejections", func(tx *txn) error {
+		const cols = `SELECT rfq_id, provider, reason, message, received_at, payload FROM rejections`
+		var (
+			rows *sql.Rows
+			err  error
+		)
+		if p.RFQID == "" {
+			rows, err = tx.QueryContext(ctx, cols+` ORDER BY id LIMIT ?`, queryLimit(p.Limit))
+		} else {
+			rows, err = tx.QueryContext(ctx, cols+` WHERE rfq_id = ? ORDER BY id LIMIT ?`, p.RFQID, queryLimit(p.Limit))
+		}
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				r        rydes.Rejection
+				received sql.NullInt64
+			)
+			if err := rows.Scan(&r.RFQID, &r.Provider, &r.Reason, &r.Message, &received, &r.Payload); err != nil {
+				return err
+			}
+			r.ReceivedAt = fromNullMicros(received)
+			if len(r.Payload) == 0 {
+				r.Payload = nil
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// The statements on the hot paths (creating RFQs, staging answers, reading
+// RFQs), prepared once per connection rather than once per use.
+const (
+	sqlInsertRFQ = `
+		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
+			created_at, deadline, status, pending, event_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 1)`
+	sqlInsertRoster = `
+		INSERT INTO roster (rfq_id, provider, position, state, changed_at)
+		VALUES (?, ?, ?, 'pending', ?)`
+	sqlInsertDispatch = `
+		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at)
+		VALUES ('dispatch', ?, ?, ?, ?)`
+	sqlInsertEvent = `
+		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at)
+		VALUES ('event', ?, ?, ?, ?)`
+	sqlSelectRFQ = `
+		SELECT id, customer, from_place, to_place, passengers, pickup_at, attributes,
+			created_at, deadline, status, closed_at
+		FROM rfqs WHERE id = ?`
+	sqlSelectRoster = `SELECT ` + rosterColumns + ` FROM roster WHERE rfq_id = ? ORDER BY position`
+
+	sqlSelectRFQForAnswer = `SELECT customer, status, deadline, pending, event_seq FROM rfqs WHERE id = ?`
+	sqlSelectRosterEntry  = `SELECT ` + rosterColumns + ` FROM roster WHERE rfq_id = ? AND provider = ?`
+	sqlStageRosterAnswer  = `
+		UPDATE roster SET state = ?, changed_at = ?, reason = ?, kind = ?, price_amount = ?,
+			price_units = ?, currency = ?, eta_seconds = ?, expires_at = ?, received_at = ?
+		WHERE rfq_id = ? AND provider = ? AND state = 'pending'`
+	sqlCountAnswer = `
+		UPDATE rfqs SET pending = pending - 1, event_seq = ?, status = ?, closed_at = ?
+		WHERE id = ? AND status = 'open'`
+	sqlInsertRejection = `
+		INSERT INTO rejections (rfq_id, provider, reason, message, received_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?)`
+)
+
+// rosterColumns are the columns scanRoster reads.
+const rosterColumns = `provider, state, changed_at, reason, kind, price_amount, currency,
+	eta_seconds, expires_at, received_at`
+
+var (
+	// readQueries are prepared on both pools.
+	readQueries = []string{sqlSelectRFQ, sqlSelectRoster}
+	// writeQueries are prepared on the writer only.
+	writeQueries = []string{
+		sqlInsertRFQ, sqlInsertRoster, sqlInsertDispatch, sqlInsertEvent,
+		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlStageRosterAnswer, sqlCountAnswer, sqlInsertRejection,
+	}
+)
+
+// prepare prepares queries on db. database/sql prepares each again on every
+// other connection of db the first time it is used there.
+func prepare(ctx context.Context, db *sql.DB, queries ...[]string) (map[string]*sql.Stmt, error) {
+	stmts := map[string]*sql.Stmt{}
+	for _, qs := range queries {
+		for _, q := range qs {
+			st, err := db.PrepareContext(ctx, q)
+			if err != nil {
+				closeStmts(stmts)
+				return nil, fmt.Errorf("prepare %s: %w", q, err)
+			}
+			stmts[q] = st
+		}
+	}
+	return stmts, nil
+}
+
+func closeStmts(stmts map[string]*sql.Stmt) {
+	for _, st := range stmts {
+		_ = st.Close()
+	}
+}
+
+// txn is a transaction that runs the statements prepared for its pool as
+// such and any other as plain text.
+type txn struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// ExecContext is sql.Tx's, with a prepared statement if there is one.
+func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmts[query]; st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext is sql.Tx's, with a prepared statement if there is one.
+func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmts[query]; st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext is sql.Tx's, with a prepared statement if there is one.
+func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmts[query]; st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
