@@ -1,0 +1,83 @@
+// Command rydes is the rydes quote broker and its command-line client.
+//
+//	rydes serve [flags]     run the broker (embedded NATS JetStream and SQLite)
+//	rydes rfq create|get|cancel [flags]
+//	rydes version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+const usage = `rydes: a scatter-gather quote broker.
+
+Usage:
+  rydes serve [flags]          run the broker; rydes serve -h lists the flags
+  rydes rfq create [flags]     ask for quotes; --wait follows them to the end
+  rydes rfq get ID             show a request, its providers and quotes
+  rydes rfq cancel ID          cancel an open request
+  rydes version                print the version
+
+Every flag can also be set with an environment variable RYDES_<FLAG>, e.g.
+RYDES_HTTP=127.0.0.1:9090 for --http; a flag on the command line wins.
+`
+
+// run is the whole program: main only calls it. args includes the program
+// name; getenv reads the environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return exitError{code: 2, err: errors.New("missing command")}
+	}
+	switch cmd, rest := args[1], args[2:]; cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "rfq":
+		return runRFQ(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "rydes", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+	}
+}
+
+// exitCode prints err, if any, and returns the process's exit code.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "rydes:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "rydes:", err)
+	return 1
+}

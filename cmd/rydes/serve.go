@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/app"
+)
+
+// shutdownTimeout bounds how long a stop waits for HTTP requests in flight.
+const shutdownTimeout = 30 * time.Second
+
+// serveConfig parses the serve flags (and their RYDES_* variables) into an
+// app.Config.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (app.Config, string, error) {
+	fs := flag.NewFlagSet("rydes serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg app.Config
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "address the HTTP API listens on (port 0 picks a free one)")
+	fs.StringVar(&cfg.DataDir, "data", "./rydes-data", "data directory: the broker's store and the database")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "client address of the embedded broker for provider processes, e.g. 127.0.0.1:4223 (port 0 picks a free one); empty: in-process only")
+	fs.DurationVar(&cfg.RFQTimeout, "rfq-timeout", rydes.DefaultTimeout, "deadline of a request that names no timeout")
+	fs.DurationVar(&cfg.RFQMaxTimeout, "rfq-max-timeout", rydes.DefaultMaxTimeout, "longest timeout a request may name")
+	fs.BoolVar(&cfg.Demo, "demo", false, "run the simulated provider fleet (and, on loopback, let anyone act as a customer)")
+	fs.IntVar(&cfg.Sim.Count, "sim-providers", 10, "number of simulated providers with --demo (UnicornManagementResource1..N)")
+	fs.DurationVar(&cfg.Sim.MinDelay, "sim-min-delay", 0, "shortest time a simulated provider takes to answer")
+	fs.DurationVar(&cfg.Sim.MaxDelay, "sim-max-delay", 5*time.Second, "longest time a simulated provider takes to answer")
+	fs.Float64Var(&cfg.Sim.QuoteRate, "sim-quote-rate", 0.5, "chance (0 to 1) that a simulated provider quotes")
+	fs.BoolVar(&cfg.Sim.Silent, "sim-silent", false, "a simulated provider that does not quote stays silent, as in the workshop (otherwise it declines)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: rydes serve [flags]\n\nRuns the broker: embedded NATS JetStream, SQLite and the HTTP API.\nEach flag can also be set as RYDES_<FLAG_IN_UPPER_SNAKE>, e.g. RYDES_SIM_MAX_DELAY.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return app.Config{}, "", err
+	}
+	if fs.NArg() > 0 {
+		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	return cfg, *logLevel, nil
+}
+
+// runServe runs the broker until ctx is cancelled (SIGINT or SIGTERM), then
+// drains and stops it.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, level, err := serveConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return exitError{code: 2, err: fmt.Errorf("--log-level %q: %w", level, err)}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if !cfg.Demo && cfg.Sim.Count != 10 {
+		cfg.Logger.Warn("--sim-providers has no effect without --demo")
+	}
+	cfg.Sim.Count = max(cfg.Sim.Count, 0)
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rydes listening on %s (data in %s)\n", a.URL(), cfg.DataDir)
+	if u := a.NATSURL(); u != "" {
+		fmt.Fprintf(stdout, "providers connect to NATS at %s\n", u)
+	}
+	var loopErr error
+	select {
+	case <-ctx.Done():
+	case loopErr = <-a.Err():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return loopErr
+}

@@ -1,0 +1,295 @@
+// Package app wires rydes together in one process: the embedded NATS
+// JetStream broker, the SQLite store, the engine, the gatherer, the
+// simulated providers and the HTTP API. cmd/rydes parses flags into a Config
+// and calls Start; end-to-end tests do the same on free ports.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/api"
+	"github.com/wildrydes/rydes/internal/bus"
+	"github.com/wildrydes/rydes/internal/engine"
+	"github.com/wildrydes/rydes/internal/sim"
+	"github.com/wildrydes/rydes/internal/store"
+	"github.com/wildrydes/rydes/internal/store/sqlite"
+)
+
+// Config is the configuration of one rydes process.
+type Config struct {
+	HTTPAddr   string // address the HTTP API listens on; port 0 picks a free one
+	DataDir    string // holds the broker's store (nats/) and the database (rydes.db)
+	NATSListen string // client address of the embedded broker for provider processes; "" for in-process only
+
+	RFQTimeout    time.Duration // default deadline of a request
+	RFQMaxTimeout time.Duration // longest deadline a request may ask for
+
+	Demo bool       // run the simulated fleet
+	Sim  sim.Config // the simulated fleet, when Demo is set
+
+	Logger *slog.Logger
+	Clock  clockwork.Clock // nil for the real clock
+}
+
+// App is a running rydes process.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	ln     net.Listener
+	srv    *http.Server
+	nats   *bus.Embedded
+	nc     *nats.Conn
+	bus    *bus.Bus
+	store  *sqlite.Store
+	engine *engine.Engine
+
+	ready  atomic.Bool
+	cancel context.CancelFunc // stops the background loops
+	wg     sync.WaitGroup     // the background loops
+	errc   chan error         // first fatal error of a background loop
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start starts every part of rydes and returns once /healthz answers 200.
+// Stop the App with Shutdown.
+func Start(ctx context.Context, cfg Config) (_ *App, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	limits := rydes.Limits{DefaultTimeout: cfg.RFQTimeout, MaxTimeout: cfg.RFQMaxTimeout}
+	if err := limits.Validate(); err != nil {
+		return nil, fmt.Errorf("rfq timeouts: %w", err)
+	}
+	if cfg.Demo {
+		if err := cfg.Sim.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, errc: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	a.nats, err = bus.StartEmbedded(ctx, bus.EmbeddedConfig{
+		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+		Listen:     cfg.NATSListen,
+		SyncAlways: true,
+		Logger:     a.log.With("component", "nats"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	a.nc, err = a.nats.Connect(nats.Name("rydes"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	a.bus, err = bus.New(ctx, a.nc, bus.Config{Logger: a.log.With("component", "bus")})
+	if err != nil {
+		return nil, fmt.Errorf("set up streams: %w", err)
+	}
+	a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rydes.db"), a.log.With("component", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.engine, err = engine.New(engine.Config{
+		Store: a.store, Publisher: a.bus, Clock: cfg.Clock, Logger: a.log.With("component", "engine"), Limits: limits,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.registerSimulated(ctx); err != nil {
+		return nil, err
+	}
+
+	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	a.srv = &http.Server{
+		Handler: api.New(api.Config{
+			Service: a.engine,
+			Logger:  a.log.With("component", "api"),
+			Ready:   a.ready.Load,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+
+	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.goLoop("engine", func() error { return a.engine.Run(loops) })
+	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
+	if cfg.Demo {
+		simCfg := cfg.Sim
+		simCfg.Logger = a.log.With("component", "sim")
+		a.goLoop("simulated providers", func() error { return sim.Run(loops, a.nc, simCfg) })
+	}
+	a.goLoop("http", func() error {
+		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	a.ready.Store(true)
+	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.nats.ClientURL(), "demo", cfg.Demo)
+	return a, nil
+}
+
+// registerSimulated makes the simulated providers of this run active with
+// their queues, and pauses simulated providers that this run does not run
+// (a smaller fleet, or no --demo), so that no request waits on them.
+func (a *App) registerSimulated(ctx context.Context) error {
+	now := a.cfg.Clock.Now().UTC()
+	running := map[string]bool{}
+	if a.cfg.Demo {
+		for _, id := range sim.Names(a.cfg.Sim.Count) {
+			running[id] = true
+			if err := a.bus.EnsureProviderQueue(ctx, id); err != nil {
+				return fmt.Errorf("queue of simulated provider %s: %w", id, err)
+			}
+			if _, err := a.store.UpsertProvider(ctx, store.UpsertProviderParams{
+				ID: id, Name: "Simulated unicorn provider " + id[len(sim.NamePrefix):],
+				Kind: rydes.ProviderKindSimulated, Status: rydes.ProviderActive, Now: now,
+			}); err != nil {
+				return fmt.Errorf("register simulated provider %s: %w", id, err)
+			}
+		}
+	}
+	all, err := a.store.ListProviders(ctx, store.ListProvidersParams{Status: rydes.ProviderActive})
+	if err != nil {
+		return fmt.Errorf("list providers: %w", err)
+	}
+	for _, p := range all {
+		if p.Kind == rydes.ProviderKindSimulated && !running[p.ID] {
+			if _, err := a.store.UpsertProvider(ctx, store.UpsertProviderParams{
+				ID: p.ID, Name: p.Name, Kind: p.Kind, Status: rydes.ProviderPaused, Now: now,
+			}); err != nil {
+				return fmt.Errorf("pause simulated provider %s: %w", p.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// gather stages a batch of answers from the answers stream.
+func (a *App) gather(ctx context.Context, batch []bus.Inbound) error {
+	answers := make([]store.StageAnswer, 0, len(batch))
+	var rejections []rydes.Rejection
+	for _, in := range batch {
+		if in.Err != nil {
+			rejections = append(rejections, rydes.Rejection{
+				RFQID: in.Answer.RFQID, Provider: in.Answer.Provider, Reason: rydes.RejectInvalid,
+				Message: in.Err.Error(), ReceivedAt: in.Answer.ReceivedAt, Payload: in.Payload,
+			})
+			continue
+		}
+		answers = append(answers, store.StageAnswer{Answer: in.Answer, Payload: in.Payload})
+	}
+	_, err := a.engine.StageAnswers(ctx, answers, rejections)
+	return err
+}
+
+func (a *App) goLoop(name string, f func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := f(); err != nil {
+			a.log.Error("background loop stopped", "loop", name, "err", err)
+			select {
+			case a.errc <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// URL returns the base URL of the HTTP API.
+func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
+
+// NATSURL returns the embedded broker's client URL, or "" when it listens
+// in-process only.
+func (a *App) NATSURL() string { return a.nats.ClientURL() }
+
+// Engine returns the engine, for tests and tools in this module.
+func (a *App) Engine() *engine.Engine { return a.engine }
+
+// Store returns the store, for tests and tools in this module.
+func (a *App) Store() store.Store { return a.store }
+
+// Bus returns the bus, for tests and tools in this module.
+func (a *App) Bus() *bus.Bus { return a.bus }
+
+// Conn returns the process's own connection to the broker.
+func (a *App) Conn() *nats.Conn { return a.nc }
+
+// Err returns a channel that receives the error of a background loop that
+// stopped on its own, which leaves the process unable to do its job.
+func (a *App) Err() <-chan error { return a.errc }
+
+// Shutdown stops rydes gracefully: it stops taking requests and lets those in
+// flight finish, stops the providers and the gatherer (unacknowledged
+// answers are redelivered on the next start), publishes what the outbox
+// holds, and closes the store and the broker. ctx bounds the HTTP drain.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		a.ready.Store(false)
+		var errs []error
+		if err := a.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain http: %w", err))
+		}
+		a.cancel()
+		a.wg.Wait()
+		errs = append(errs, a.close())
+		a.stopErr = errors.Join(errs...)
+		a.log.Info("rydes stopped")
+	})
+	return a.stopErr
+}
+
+// close releases what Start acquired, in reverse order.
+func (a *App) close() error {
+	var errs []error
+	if a.bus != nil {
+		a.bus.Close()
+	}
+	if a.nc != nil {
+		// Every user of the connection has stopped; what it published was
+		// acknowledged, so closing loses nothing.
+		a.nc.Close()
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if a.nats != nil {
+		a.nats.Shutdown()
+	}
+	return errors.Join(errs...)
+}

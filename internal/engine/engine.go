@@ -1,0 +1,333 @@
+// Package engine runs rydes's scatter-gather: it creates RFQs and records who
+// is asked, stages the answers that come back, closes each RFQ exactly once
+// when every asked provider answered or its deadline passed, and relays the
+// outbox (dispatches and events) to the broker.
+//
+// The engine knows neither HTTP nor NATS nor SQL: it works against the
+// store.Store interface, a Publisher and a clock, and is tested with a fake
+// clock.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/store"
+)
+
+// Publisher publishes committed outbox messages to the broker, durably and
+// deduplicated by OutboxMessage.DedupeID. It returns nil only when every
+// message is acknowledged by the broker.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []store.OutboxMessage) error
+}
+
+// Config holds what an Engine needs. Store and Publisher are required.
+type Config struct {
+	Store     store.Store
+	Publisher Publisher
+	Clock     clockwork.Clock // defaults to the real clock
+	Logger    *slog.Logger    // defaults to slog.Default()
+	Limits    rydes.Limits    // defaults to rydes.DefaultTimeout and rydes.DefaultMaxTimeout
+	NewID     func() string   // defaults to rydes.NewID
+
+	// OutboxBatch is how many outbox messages one publish round takes (default 512).
+	OutboxBatch int
+	// OutboxSweep is how often the outbox is checked without being kicked,
+	// which picks up what another process or a crashed run left (default 1s).
+	OutboxSweep time.Duration
+	// DeadlineSweep is the longest the deadline loop sleeps, so that
+	// deadlines of RFQs created by other processes fire too (default 1s).
+	DeadlineSweep time.Duration
+	// RetryBackoff is how long a loop waits after a failed round (default 250ms).
+	RetryBackoff time.Duration
+}
+
+// Engine is rydes's scatter-gather engine. Its methods are safe for
+// concurrent use; Run drives its background loops.
+type Engine struct {
+	store  store.Store
+	pub    Publisher
+	clock  clockwork.Clock
+	log    *slog.Logger
+	limits rydes.Limits
+	newID  func() string
+
+	outboxBatch   int
+	outboxSweep   time.Duration
+	deadlineSweep time.Duration
+	retryBackoff  time.Duration
+
+	outboxKick   chan struct{}
+	deadlineKick chan struct{}
+}
+
+// New returns an Engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Publisher == nil {
+		return nil, errors.New("engine: Store and Publisher are required")
+	}
+	e := &Engine{
+		store:         cfg.Store,
+		pub:           cfg.Publisher,
+		clock:         cfg.Clock,
+		log:           cfg.Logger,
+		limits:        cfg.Limits,
+		newID:         cfg.NewID,
+		outboxBatch:   cfg.OutboxBatch,
+		outboxSweep:   cfg.OutboxSweep,
+		deadlineSweep: cfg.DeadlineSweep,
+		retryBackoff:  cfg.RetryBackoff,
+		outboxKick:    make(chan struct{}, 1),
+		deadlineKick:  make(chan struct{}, 1),
+	}
+	if e.clock == nil {
+		e.clock = clockwork.NewRealClock()
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.limits == (rydes.Limits{}) {
+		e.limits = rydes.Limits{DefaultTimeout: rydes.DefaultTimeout, MaxTimeout: rydes.DefaultMaxTimeout}
+	}
+	if err := e.limits.Validate(); err != nil {
+		return nil, fmt.Errorf("engine limits: %w", err)
+	}
+	if e.newID == nil {
+		e.newID = rydes.NewID
+	}
+	if e.outboxBatch <= 0 {
+		e.outboxBatch = 512
+	}
+	if e.outboxSweep <= 0 {
+		e.outboxSweep = time.Second
+	}
+	if e.deadlineSweep <= 0 {
+		e.deadlineSweep = time.Second
+	}
+	if e.retryBackoff <= 0 {
+		e.retryBackoff = 250 * time.Millisecond
+	}
+	return e, nil
+}
+
+// Limits returns the bounds requests are held to.
+func (e *Engine) Limits() rydes.Limits { return e.limits }
+
+// CreateRFQ validates req, asks every active provider, stores the RFQ with
+// its dispatches in one transaction and returns it. The dispatches are
+// published after the commit by the outbox relay; a crash in between still
+// publishes them on the next run.
+func (e *Engine) CreateRFQ(ctx context.Context, req rydes.RFQRequest) (rydes.RFQ, error) {
+	if err := req.Validate(e.limits); err != nil {
+		return rydes.RFQ{}, err
+	}
+	providers, err := e.store.ListProviders(ctx, store.ListProvidersParams{Status: rydes.ProviderActive})
+	if err != nil {
+		return rydes.RFQ{}, fmt.Errorf("create rfq: list providers: %w", err)
+	}
+	asked := make([]string, len(providers))
+	for i, p := range providers {
+		asked[i] = p.ID
+	}
+	rfq, err := rydes.NewRFQ(e.newID(), req, asked, e.clock.Now(), e.limits)
+	if err != nil {
+		return rydes.RFQ{}, err
+	}
+	if err := e.store.CreateRFQ(ctx, store.CreateRFQParams{RFQ: rfq}); err != nil {
+		return rydes.RFQ{}, fmt.Errorf("create rfq %s: %w", rfq.ID, err)
+	}
+	e.KickOutbox()
+	kick(e.deadlineKick)
+	return rfq, nil
+}
+
+// GetRFQ returns the RFQ with its roster and quotes. If customer is not
+// empty, another customer's RFQ is not found.
+func (e *Engine) GetRFQ(ctx context.Context, id, customer string) (rydes.RFQ, error) {
+	if err := rydes.ValidateID(id); err != nil {
+		return rydes.RFQ{}, err
+	}
+	rfq, err := e.store.GetRFQ(ctx, store.GetRFQParams{ID: id, Customer: customer})
+	if err != nil {
+		return rydes.RFQ{}, fmt.Errorf("get rfq %s: %w", id, err)
+	}
+	return rfq, nil
+}
+
+// CancelRFQ cancels an open RFQ. If customer is not empty, another
+// customer's RFQ is not found.
+func (e *Engine) CancelRFQ(ctx context.Context, id, customer string) (rydes.RFQ, error) {
+	if err := rydes.ValidateID(id); err != nil {
+		return rydes.RFQ{}, err
+	}
+	res, err := e.store.CancelRFQ(ctx, store.CancelRFQParams{ID: id, Customer: customer, Now: e.clock.Now().UTC()})
+	if err != nil {
+		return rydes.RFQ{}, fmt.Errorf("cancel rfq %s: %w", id, err)
+	}
+	e.KickOutbox()
+	return res.RFQ, nil
+}
+
+// StageAnswers stages a batch of answers in one transaction (group commit)
+// and records the rejections given (answers that could not even be decoded)
+// for audit. When it returns nil, every answer is durably decided and the
+// messages carrying them may be acknowledged.
+func (e *Engine) StageAnswers(ctx context.Context, answers []store.StageAnswer, rejections []rydes.Rejection) ([]store.StageResult, error) {
+	if len(rejections) > 0 {
+		if err := e.store.RecordRejections(ctx, rejections); err != nil {
+			return nil, fmt.Errorf("record %d rejections: %w", len(rejections), err)
+		}
+	}
+	if len(answers) == 0 {
+		return nil, nil
+	}
+	res, err := e.store.StageAnswers(ctx, store.StageAnswersParams{Answers: answers, Now: e.clock.Now().UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("stage %d answers: %w", len(answers), err)
+	}
+	for i, r := range res {
+		a := answers[i].Answer
+		if r.Decision.Outcome == rydes.OutcomeRejected {
+			e.log.Info("answer refused", "rfq", a.RFQID, "provider", a.Provider, "reason", r.Decision.Reason, "detail", r.Decision.Message)
+		}
+		if len(r.Events) > 0 {
+			e.KickOutbox()
+		}
+	}
+	return res, nil
+}
+
+// ExpireDue expires every open RFQ whose deadline has passed and returns how
+// many it expired.
+func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	const batch = 256
+	total := 0
+	for {
+		ids, err := e.store.ExpireDue(ctx, store.ExpireDueParams{Now: e.clock.Now().UTC(), Limit: batch})
+		if err != nil {
+			return total, fmt.Errorf("expire due rfqs: %w", err)
+		}
+		total += len(ids)
+		if len(ids) > 0 {
+			e.KickOutbox()
+		}
+		if len(ids) < batch {
+			return total, nil
+		}
+	}
+}
+
+// FlushOutbox publishes pending outbox messages until none is left and
+// returns how many it published. Messages are removed from the outbox only
+// after the broker acknowledged them.
+func (e *Engine) FlushOutbox(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		msgs, err := e.store.PendingOutbox(ctx, store.PendingOutboxParams{Limit: e.outboxBatch})
+		if err != nil {
+			return total, fmt.Errorf("read outbox: %w", err)
+		}
+		if len(msgs) == 0 {
+			return total, nil
+		}
+		if err := e.pub.Publish(ctx, msgs); err != nil {
+			return total, fmt.Errorf("publish %d outbox messages: %w", len(msgs), err)
+		}
+		ids := make([]int64, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.ID
+		}
+		if err := e.store.DeleteOutbox(ctx, ids); err != nil {
+			return total, fmt.Errorf("delete %d published outbox messages: %w", len(ids), err)
+		}
+		total += len(msgs)
+		if len(msgs) < e.outboxBatch {
+			return total, nil
+		}
+	}
+}
+
+// KickOutbox wakes the outbox relay; it never blocks.
+func (e *Engine) KickOutbox() { kick(e.outboxKick) }
+
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Run drives the outbox relay and the deadline loop until ctx is done, then
+// makes a last attempt to publish what is pending, and returns nil.
+func (e *Engine) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.runDeadlines(ctx)
+	}()
+	e.runOutbox(ctx)
+	<-done
+	// Publish what the last moments committed; what fails stays in the
+	// outbox for the next run.
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := e.FlushOutbox(flushCtx); err != nil {
+		e.log.Warn("final outbox flush failed; the next start publishes the rest", "err", err)
+	}
+	return nil
+}
+
+func (e *Engine) runOutbox(ctx context.Context) {
+	for {
+		wait := e.outboxSweep
+		if _, err := e.FlushOutbox(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("outbox relay round failed; retrying", "err", err)
+			wait = e.retryBackoff
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.outboxKick:
+		case <-e.clock.After(wait):
+		}
+	}
+}
+
+func (e *Engine) runDeadlines(ctx context.Context) {
+	for {
+		wait := e.deadlineSweep
+		if _, err := e.ExpireDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("deadline round failed; retrying", "err", err)
+			wait = e.retryBackoff
+		} else if next, ok, err := e.store.NextDeadline(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("read next deadline", "err", err)
+			wait = e.retryBackoff
+		} else if ok {
+			// A deadline at or before now fires on the next round; the
+			// store judges it by the same clock.
+			wait = min(max(next.Sub(e.clock.Now()), 0), e.deadlineSweep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.deadlineKick:
+		case <-e.clock.After(wait):
+		}
+	}
+}
