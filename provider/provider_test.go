@@ -468,8 +468,9 @@ func TestRunStopsWhenQueueDeleted(t *testing.T) {
 }
 
 func TestSameAnswerIsPublishedOnce(t *testing.T) {
+	// No gatherer runs: it would take the message off the work-queue stream
+	// and race the count below.
 	bb := setup(t, 0, Config{})
-	bb.gather(t)
 	ctx := rydestest.Context(t)
 	id := rydes.NewID()
 	require.NoError(t, bb.p.publish(ctx, id, Quote(eur("5"))))
