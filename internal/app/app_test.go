@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/api/apitest"
 	"github.com/wildrydes/rydes/internal/app"
+	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/rydestest"
 	"github.com/wildrydes/rydes/internal/sim"
 	"github.com/wildrydes/rydes/internal/store"
@@ -130,6 +132,39 @@ func (h *harness) create(body string) rydes.RFQ {
 	return rfq
 }
 
+// events reads the RFQ's events from the broker, in order, until the final
+// one, and checks they are numbered from 1 without gap or repeat.
+func (h *harness) events(id string) []rydes.Event {
+	h.t.Helper()
+	ctx := rydestest.Context(h.t)
+	cons, err := h.app.Bus().JetStream().OrderedConsumer(ctx, bus.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.EventSubjectPrefix + id + ".>"},
+	})
+	require.NoError(h.t, err)
+	var evs []rydes.Event
+	for len(evs) == 0 || !evs[len(evs)-1].Type.Final() {
+		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		require.NoError(h.t, err, "events so far: %v", evs)
+		var ev rydes.Event
+		require.NoError(h.t, json.Unmarshal(msg.Data(), &ev))
+		require.Equal(h.t, bus.EventSubject(id, ev.Type), msg.Subject())
+		require.Equal(h.t, int64(len(evs)+1), ev.Seq, "events numbered from 1 without gap or repeat")
+		evs = append(evs, ev)
+	}
+	info, err := cons.Info(ctx)
+	require.NoError(h.t, err)
+	require.Zero(h.t, info.NumPending, "nothing follows the final event")
+	return evs
+}
+
+func countEvents(evs []rydes.Event) map[rydes.EventType]int {
+	n := map[rydes.EventType]int{}
+	for _, e := range evs {
+		n[e.Type]++
+	}
+	return n
+}
+
 func TestHealthz(t *testing.T) {
 	h := start(t, config(t, t.TempDir(), fleet(1, 1, false)))
 	r := h.get("/healthz")
@@ -158,6 +193,10 @@ func TestWorkshopFlow(t *testing.T) {
 	for _, p := range rfq.Providers {
 		require.Equal(t, rydes.ProviderQuoted, p.State)
 	}
+	require.Equal(t, sim.Names(10), rfq.Asked(), "asked in the workshop's order")
+	evs := h.events(id)
+	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventQuote: 10, rydes.EventComplete: 1}, countEvents(evs))
+	require.Equal(t, rydes.EventCreated, evs[0].Type)
 
 	r = h.get("/query-instant-ride-rfq/" + id)
 	require.Equal(t, http.StatusOK, r.status)
@@ -206,6 +245,7 @@ func TestSilentProvidersExpire(t *testing.T) {
 	for _, p := range got.Providers {
 		require.Equal(t, rydes.ProviderTimedOut, p.State)
 	}
+	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventProviderTimedOut: 3, rydes.EventExpired: 1}, countEvents(h.events(rfq.ID)))
 	require.False(t, got.ClosedAt.Before(got.Deadline), "expired no earlier than its deadline")
 }
 
@@ -221,6 +261,7 @@ func TestCancel(t *testing.T) {
 	r.json(t, &got)
 	require.Equal(t, rydes.StatusCancelled, got.Status)
 	require.Equal(t, rydes.StatusCancelled, h.rfq(rfq.ID).Status)
+	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventCancelled: 1}, countEvents(h.events(rfq.ID)))
 
 	r = h.do(http.MethodDelete, "/v1/rfqs/"+rfq.ID, "", nil)
 	require.Equal(t, http.StatusConflict, r.status)
@@ -324,6 +365,7 @@ func TestRestartKeepsOpenRequests(t *testing.T) {
 			h2 := start(t, config(t, dir, tc.after))
 			got := h2.waitStatus(rfq.ID, tc.want)
 			require.Equal(t, rfq.Deadline, got.Deadline)
+			require.Equal(t, 1, countEvents(h2.events(rfq.ID))[rydes.EventType(tc.want)], "one final event across the restart")
 			if tc.want == rydes.StatusComplete {
 				require.Len(t, got.Quotes, 3)
 			} else {
@@ -357,4 +399,5 @@ func TestOutboxPublishesWhatACrashLeft(t *testing.T) {
 	h2 := start(t, config(t, dir, fleet(3, 1, false)))
 	got := h2.waitStatus(rfq.ID, rydes.StatusComplete)
 	require.Len(t, got.Quotes, 3)
+	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventQuote: 3, rydes.EventComplete: 1}, countEvents(h2.events(rfq.ID)))
 }

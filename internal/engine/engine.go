@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -136,6 +137,7 @@ func (e *Engine) CreateRFQ(ctx context.Context, req rydes.RFQRequest) (rydes.RFQ
 	for i, p := range providers {
 		asked[i] = p.ID
 	}
+	slices.SortFunc(asked, rydes.CompareProviderIDs)
 	rfq, err := rydes.NewRFQ(e.newID(), req, asked, e.clock.Now(), e.limits)
 	if err != nil {
 		return rydes.RFQ{}, err
