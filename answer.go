@@ -190,6 +190,7 @@ const (
 	RejectLate            RejectReason = "late"             // the deadline had passed
 	RejectClosed          RejectReason = "closed"           // the RFQ was already complete, expired or cancelled
 	RejectAlreadyAnswered RejectReason = "already_answered" // the provider answered differently before
+	RejectWithdrawn       RejectReason = "withdrawn"        // the provider was removed while the RFQ was open
 )
 
 // Decision is the verdict on one answer.
@@ -209,7 +210,9 @@ type Prior struct {
 // Decide says what to do with answer a for the RFQ whose status and deadline
 // are given, at time now. prior is nil when the provider was not asked.
 // Answers are checked in this order: content, asked, already answered
-// (duplicates are recognised even after the RFQ closed), closed, late.
+// (duplicates are recognised even after the RFQ closed), withdrawn, closed,
+// late. A failed provider (its deliveries failed) may still answer while the
+// RFQ is open: the answer is staged like a pending provider's.
 func Decide(status Status, deadline time.Time, prior *Prior, a Answer, now time.Time) Decision {
 	if err := a.Validate(); err != nil {
 		return Decision{Outcome: OutcomeRejected, Reason: RejectInvalid, Message: err.Error()}
@@ -222,6 +225,9 @@ func Decide(status Status, deadline time.Time, prior *Prior, a Answer, now time.
 			return Decision{Outcome: OutcomeDuplicate}
 		}
 		return Decision{Outcome: OutcomeRejected, Reason: RejectAlreadyAnswered, Message: "provider " + a.Provider + " already answered this RFQ"}
+	}
+	if prior.Entry.State == ProviderWithdrawn {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectWithdrawn, Message: "provider " + a.Provider + " was withdrawn from this RFQ"}
 	}
 	if status == StatusExpired || prior.Entry.State == ProviderTimedOut {
 		return Decision{Outcome: OutcomeRejected, Reason: RejectLate, Message: "the RFQ's deadline " + deadline.Format(time.RFC3339Nano) + " had passed"}

@@ -76,6 +76,8 @@ func TestDecide(t *testing.T) {
 	pending := &rydes.Prior{Entry: rydes.RosterEntry{Provider: "p1", State: rydes.ProviderPending}}
 	quoted := &rydes.Prior{Entry: rydes.RosterEntry{Provider: "p1", State: rydes.ProviderQuoted}, Answer: &q}
 	timedOut := &rydes.Prior{Entry: rydes.RosterEntry{Provider: "p1", State: rydes.ProviderTimedOut}}
+	withdrawn := &rydes.Prior{Entry: rydes.RosterEntry{Provider: "p1", State: rydes.ProviderWithdrawn}}
+	failed := &rydes.Prior{Entry: rydes.RosterEntry{Provider: "p1", State: rydes.ProviderFailed, Reason: "HTTP 500"}}
 	cheaper := q
 	cheaper.Price.Amount = "5"
 	later := q
@@ -103,6 +105,9 @@ func TestDecide(t *testing.T) {
 		{"at the deadline", rydes.StatusOpen, pending, q, deadline, rydes.OutcomeRejected, rydes.RejectLate},
 		{"after expiry", rydes.StatusExpired, timedOut, q, now, rydes.OutcomeRejected, rydes.RejectLate},
 		{"cancelled", rydes.StatusCancelled, pending, q, now, rydes.OutcomeRejected, rydes.RejectClosed},
+		{"withdrawn", rydes.StatusOpen, withdrawn, q, now, rydes.OutcomeRejected, rydes.RejectWithdrawn},
+		{"failed provider answers in time", rydes.StatusOpen, failed, q, now, rydes.OutcomeStaged, ""},
+		{"failed provider answers after completion", rydes.StatusComplete, failed, q, now, rydes.OutcomeRejected, rydes.RejectClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := rydes.Decide(tc.status, deadline, tc.prior, tc.answer, tc.now)

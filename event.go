@@ -10,13 +10,15 @@ type EventType string
 
 // The events an RFQ emits, each exactly once.
 const (
-	EventCreated          EventType = "created"            // the RFQ was accepted
-	EventQuote            EventType = "quote"              // a provider quoted
-	EventDecline          EventType = "decline"            // a provider declined
-	EventProviderTimedOut EventType = "provider_timed_out" // a provider did not answer in time
-	EventComplete         EventType = "complete"           // every asked provider answered
-	EventExpired          EventType = "expired"            // the deadline passed first
-	EventCancelled        EventType = "cancelled"          // the customer cancelled
+	EventCreated           EventType = "created"            // the RFQ was accepted
+	EventQuote             EventType = "quote"              // a provider quoted
+	EventDecline           EventType = "decline"            // a provider declined
+	EventProviderTimedOut  EventType = "provider_timed_out" // a provider did not answer in time
+	EventProviderWithdrawn EventType = "provider_withdrawn" // a provider was removed while asked
+	EventProviderFailed    EventType = "provider_failed"    // rydes could not deliver to a provider
+	EventComplete          EventType = "complete"           // every asked provider answered
+	EventExpired           EventType = "expired"            // the deadline passed first
+	EventCancelled         EventType = "cancelled"          // the customer cancelled
 )
 
 // Final reports whether the event closes its RFQ.
@@ -32,11 +34,11 @@ type Event struct {
 	Type     EventType `json:"type"`
 	At       time.Time `json:"at"`
 	Customer string    `json:"customer"`
-	// Provider is set for quote, decline and provider_timed_out.
+	// Provider is set for quote, decline and the provider_* events.
 	Provider string `json:"provider,omitempty"`
 	// Quote is set for quote.
 	Quote *Quote `json:"quote,omitempty"`
-	// Reason is a decline's reason, if any.
+	// Reason is a decline's reason, if any, or a failed provider's last error.
 	Reason string `json:"reason,omitempty"`
 	// Status is the RFQ's status after the event.
 	Status Status `json:"status"`

@@ -35,10 +35,23 @@ const (
 	ProviderQuoted   ProviderState = "quoted"    // answered with a quote
 	ProviderDeclined ProviderState = "declined"  // answered with a decline
 	ProviderTimedOut ProviderState = "timed_out" // did not answer before the deadline
+	// ProviderWithdrawn: the provider was removed from rydes while the RFQ
+	// was open; it counts as done, so the RFQ can still complete.
+	ProviderWithdrawn ProviderState = "withdrawn"
+	// ProviderFailed: rydes could not deliver the request to the provider
+	// (its webhook kept failing). It counts as done, so the RFQ can still
+	// complete, but an answer arriving before the RFQ closes is staged.
+	ProviderFailed ProviderState = "failed"
 )
 
 // Answered reports whether the provider gave an answer (quote or decline).
 func (s ProviderState) Answered() bool { return s == ProviderQuoted || s == ProviderDeclined }
+
+// Done reports whether the provider no longer holds up the RFQ's completion:
+// it answered, was withdrawn or failed.
+func (s ProviderState) Done() bool {
+	return s.Answered() || s == ProviderWithdrawn || s == ProviderFailed || s == ProviderTimedOut
+}
 
 // RFQ is a customer's request for quotes: a ride from one place to another,
 // sent to the providers in its roster, open until all of them answered, its
@@ -76,7 +89,8 @@ type RosterEntry struct {
 	Provider  string        `json:"provider"`
 	State     ProviderState `json:"state"`
 	ChangedAt time.Time     `json:"changed_at"`
-	// Reason is the provider's reason for a decline, if it gave one.
+	// Reason is the provider's reason for a decline, if it gave one, or the
+	// last delivery error of a failed provider.
 	Reason string `json:"reason,omitempty"`
 }
 

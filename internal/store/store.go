@@ -27,8 +27,65 @@ type Store interface {
 	// status, and returns it as stored.
 	UpsertProvider(ctx context.Context, p UpsertProviderParams) (rydes.Provider, error)
 	// ListProviders returns the providers, ordered by id, optionally only
-	// those of one status.
+	// those of one status or kind.
 	ListProviders(ctx context.Context, p ListProvidersParams) ([]rydes.Provider, error)
+	// CreateProvider registers a new provider with its secrets. ECONFLICT if
+	// a provider with that id exists (a deleted provider's id may be reused).
+	CreateProvider(ctx context.Context, p CreateProviderParams) (rydes.Provider, error)
+	// GetProvider returns one provider. ENOTFOUND if there is none.
+	GetProvider(ctx context.Context, id string) (rydes.Provider, error)
+	// UpdateProvider changes the fields that are set and returns the
+	// provider as stored. ENOTFOUND if there is none.
+	UpdateProvider(ctx context.Context, p UpdateProviderParams) (rydes.Provider, error)
+	// DeleteProvider removes a provider and its secrets and, in the same
+	// transaction, withdraws it from every open RFQ it is pending or failed
+	// in: its roster entry becomes withdrawn with a provider_withdrawn event,
+	// and an RFQ left with nobody pending completes (complete event).
+	// ENOTFOUND if there is none. It returns the ids of the RFQs withdrawn
+	// from.
+	DeleteProvider(ctx context.Context, p DeleteProviderParams) ([]string, error)
+	// ProviderSecrets returns a provider's stored secrets. ENOTFOUND if
+	// there is none.
+	ProviderSecrets(ctx context.Context, id string) (ProviderSecrets, error)
+	// SetProviderSecrets replaces the secrets that are set (non-empty).
+	// ENOTFOUND if there is no such provider.
+	SetProviderSecrets(ctx context.Context, p SetProviderSecretsParams) error
+	// ProviderByAPIKeyHash returns the provider whose API key hashes to
+	// hash. ENOTFOUND if none does.
+	ProviderByAPIKeyHash(ctx context.Context, hash string) (rydes.Provider, error)
+	// ProviderStats counts a provider's roster entries by state and gives
+	// percentiles of its response times (answered_at - rfq created_at) over
+	// its most recent answers (at most 10,000). The queue fields are left
+	// zero: the broker knows them. It works for deleted providers too
+	// (their past RFQs remain).
+	ProviderStats(ctx context.Context, id string) (rydes.ProviderStats, error)
+	// MarkProviderFailed records that the request could not be delivered to
+	// a provider: if its entry in the RFQ's roster is pending and the RFQ is
+	// open, the entry becomes failed with Error as its reason and a
+	// provider_failed event, and an RFQ left with nobody pending completes.
+	// Otherwise (answered, timed out, closed) nothing changes. It returns
+	// the events emitted.
+	MarkProviderFailed(ctx context.Context, p MarkProviderFailedParams) ([]rydes.Event, error)
+
+	// AddDeadLetter keeps a delivery that exhausted its retries and returns
+	// it with its id.
+	AddDeadLetter(ctx context.Context, d rydes.DeadLetter) (rydes.DeadLetter, error)
+	// ListDeadLetters returns dead letters, newest first, optionally of one
+	// provider, at most Limit (0 for 100), with ids below BeforeID if set.
+	ListDeadLetters(ctx context.Context, p ListDeadLettersParams) ([]rydes.DeadLetter, error)
+	// GetDeadLetter returns one dead letter. ENOTFOUND if there is none.
+	GetDeadLetter(ctx context.Context, id int64) (rydes.DeadLetter, error)
+	// MarkDeadLetterReplayed sets a dead letter's ReplayedAt. ENOTFOUND if
+	// there is none.
+	MarkDeadLetterReplayed(ctx context.Context, id int64, at time.Time) error
+
+	// GetSetting returns a named setting's value and whether it is set.
+	GetSetting(ctx context.Context, name string) (string, bool, error)
+	// InitSetting sets a named setting only if it is not set yet and
+	// returns the value in force, so that racing processes agree.
+	InitSetting(ctx context.Context, name, value string) (string, error)
+	// PutSetting sets a named setting, replacing any value.
+	PutSetting(ctx context.Context, name, value string) error
 
 	// CreateRFQ stores a new open RFQ with its roster and, in the same
 	// transaction, its outbox messages: one dispatch per asked provider and
@@ -86,6 +143,64 @@ type UpsertProviderParams struct {
 // ListProvidersParams are the parameters of Store.ListProviders.
 type ListProvidersParams struct {
 	Status rydes.ProviderStatus // "" for all
+	Kind   rydes.ProviderKind   // "" for all
+}
+
+// CreateProviderParams are the parameters of Store.CreateProvider.
+type CreateProviderParams struct {
+	// Provider is the new provider; CreatedAt and UpdatedAt are set from Now.
+	Provider rydes.Provider
+	Secrets  ProviderSecrets
+	Now      time.Time
+}
+
+// ProviderSecrets are what rydes keeps of a provider's credentials: hashes
+// of the API key and of the NATS password (rydes never stores those), and
+// the webhook signing secret, which it needs to sign.
+type ProviderSecrets struct {
+	APIKeyHash       string
+	NATSPasswordHash string
+	WebhookSecret    string
+}
+
+// UpdateProviderParams are the parameters of Store.UpdateProvider: nil
+// fields stay as they are.
+type UpdateProviderParams struct {
+	ID           string
+	Name         *string
+	Status       *rydes.ProviderStatus
+	PausedReason *string
+	WebhookURL   *string
+	Filter       *rydes.Filter
+	Now          time.Time
+}
+
+// DeleteProviderParams are the parameters of Store.DeleteProvider.
+type DeleteProviderParams struct {
+	ID  string
+	Now time.Time
+}
+
+// SetProviderSecretsParams are the parameters of Store.SetProviderSecrets.
+type SetProviderSecretsParams struct {
+	ID      string
+	Secrets ProviderSecrets // empty fields stay as they are
+	Now     time.Time
+}
+
+// MarkProviderFailedParams are the parameters of Store.MarkProviderFailed.
+type MarkProviderFailedParams struct {
+	RFQID    string
+	Provider string
+	Error    string
+	Now      time.Time
+}
+
+// ListDeadLettersParams are the parameters of Store.ListDeadLetters.
+type ListDeadLettersParams struct {
+	Provider string // "" for all
+	BeforeID int64  // 0 for the newest
+	Limit    int
 }
 
 // CreateRFQParams are the parameters of Store.CreateRFQ.
