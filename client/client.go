@@ -1,9 +1,15 @@
-// Package client is the Go SDK for customer applications of rydes: it creates
-// requests for quotes (RFQs), reads them, cancels them and watches them until
-// they are complete, expired or cancelled, over rydes's HTTP API (/v1).
+// Package client is the Go SDK for applications of rydes, over its HTTP API
+// (/v1). Customer applications create requests for quotes (RFQs), read them,
+// cancel them and watch them until they are complete, expired or cancelled.
+// Operators manage providers and dead letters with the admin methods
+// (CreateProvider, ListProviders, UpdateProvider, ListDeadLetters, ...), which
+// need a Client made WithAPIKey(adminKey). Partners answering over HTTP submit
+// quotes and declines with SubmitQuote and SubmitDecline, on a Client made
+// WithAPIKey(providerAPIKey).
 //
-// Every method returns the RFQ in its wire form, rydes.RFQ. A response with a
-// status other than 2xx is returned as a *Problem, whatever its body held:
+// Methods return what the server answered in its wire form, such as rydes.RFQ or
+// rydes.Provider. A response with a status other than 2xx is returned as a
+// *Problem, whatever its body held:
 //
 //	c, err := client.New("http://127.0.0.1:8080")
 //	...
@@ -70,6 +76,12 @@ func WithHTTPClient(hc *http.Client) Option {
 
 // WithAPIKey makes the Client authenticate every request with key, sent as
 // "Authorization: Bearer <key>". An empty key sends no Authorization header.
+//
+// Which key depends on the calls: the admin methods (providers and dead
+// letters) need rydes's admin key, and the server answers them with a 401
+// *Problem without it; SubmitQuote and SubmitDecline need the answering
+// provider's API key (rydes.ProviderCredentials.APIKey). Use one Client per
+// key.
 func WithAPIKey(key string) Option {
 	return func(c *Client) { c.apiKey = key }
 }
@@ -202,7 +214,9 @@ func rfqPath(id string) (string, error) {
 }
 
 // do sends one request with in (if not nil) as its JSON body and decodes a
-// 2xx response's JSON body into out. Other responses become a *Problem.
+// 2xx response's JSON body into out; with a nil out, the body of a 2xx
+// response (204 No Content, say) is ignored. Other responses become a
+// *Problem.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -241,6 +255,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 				Detail: "reading the error response failed: " + err.Error()}
 		}
 		return problemFrom(resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if out == nil {
+		return nil
 	}
 
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))

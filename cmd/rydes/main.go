@@ -2,6 +2,8 @@
 //
 //	rydes serve [flags]     run the broker (embedded NATS JetStream and SQLite)
 //	rydes rfq create|get|cancel [flags]
+//	rydes providers add|list|get|pause|resume|rm|rotate|stats [flags]
+//	rydes dead-letters list|replay [flags]
 //	rydes version
 package main
 
@@ -35,8 +37,24 @@ Usage:
   rydes rfq cancel ID          cancel an open request
   rydes version                print the version
 
-Every flag can also be set with an environment variable RYDES_<FLAG>, e.g.
-RYDES_HTTP=127.0.0.1:9090 for --http; a flag on the command line wins.
+Admin commands (they need the admin key, best set as RYDES_ADMIN_KEY):
+  rydes providers add ID --kind nats|webhook [flags]
+                               register a provider; prints its credentials once
+  rydes providers list         list the providers
+  rydes providers get ID       show a provider
+  rydes providers pause ID     stop asking a provider for new requests
+  rydes providers resume ID    ask a paused provider again
+  rydes providers rm ID        remove a provider
+  rydes providers rotate ID    replace a provider's credentials
+  rydes providers stats ID     show a provider's answers, latency and queue
+  rydes dead-letters list      list failed webhook deliveries
+  rydes dead-letters replay ID
+                               deliver a dead letter again
+
+Every flag of serve and rfq can also be set with an environment variable
+RYDES_<FLAG>, e.g. RYDES_HTTP=127.0.0.1:9090 for --http; a flag on the
+command line wins. The admin commands read only RYDES_SERVER and
+RYDES_ADMIN_KEY.
 `
 
 // run is the whole program: main only calls it. args includes the program
@@ -51,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "rfq":
 		return runRFQ(ctx, rest, getenv, stdout, stderr)
+	case "providers", "dead-letters":
+		return runAdmin(ctx, cmd, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "rydes", version)
 		return nil
