@@ -133,9 +133,13 @@ func (e *Engine) CreateRFQ(ctx context.Context, req rydes.RFQRequest) (rydes.RFQ
 	if err != nil {
 		return rydes.RFQ{}, fmt.Errorf("create rfq: list providers: %w", err)
 	}
-	asked := make([]string, len(providers))
-	for i, p := range providers {
-		asked[i] = p.ID
+	// The asked set: every active provider whose routing filter takes the
+	// request, fixed now.
+	asked := make([]string, 0, len(providers))
+	for _, p := range providers {
+		if p.Filter.Matches(req) {
+			asked = append(asked, p.ID)
+		}
 	}
 	slices.SortFunc(asked, rydes.CompareProviderIDs)
 	rfq, err := rydes.NewRFQ(e.newID(), req, asked, e.clock.Now(), e.limits)
@@ -204,6 +208,31 @@ func (e *Engine) StageAnswers(ctx context.Context, answers []store.StageAnswer, 
 		}
 	}
 	return res, nil
+}
+
+// SubmitAnswer stages one answer that a provider sent over HTTP, signed in
+// with its own credentials. A provider that was not asked for the RFQ gets
+// EFORBIDDEN and nothing is recorded; an unknown RFQ is ENOTFOUND. Anything
+// else is decided and staged like an answer from the answers stream.
+func (e *Engine) SubmitAnswer(ctx context.Context, provider rydes.Provider, a rydes.Answer, payload []byte) (store.StageResult, error) {
+	if a.Provider != provider.ID {
+		return store.StageResult{}, rydes.Errorf(rydes.EFORBIDDEN, "a provider answers only as itself")
+	}
+	if err := rydes.ValidateID(a.RFQID); err != nil {
+		return store.StageResult{}, err
+	}
+	rfq, err := e.store.GetRFQ(ctx, store.GetRFQParams{ID: a.RFQID})
+	if err != nil {
+		return store.StageResult{}, fmt.Errorf("submit answer to rfq %s: %w", a.RFQID, err)
+	}
+	if !slices.Contains(rfq.Asked(), provider.ID) {
+		return store.StageResult{}, rydes.Errorf(rydes.EFORBIDDEN, "provider %s was not asked for rfq %s", provider.ID, a.RFQID)
+	}
+	res, err := e.StageAnswers(ctx, []store.StageAnswer{{Answer: a, Payload: payload}}, nil)
+	if err != nil {
+		return store.StageResult{}, err
+	}
+	return res[0], nil
 }
 
 // ExpireDue expires every open RFQ whose deadline has passed and returns how

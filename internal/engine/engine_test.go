@@ -389,3 +389,66 @@ func TestRunFiresDeadlinesAndRelaysOutbox(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestRoutingFiltersDecideTheAskedSet(t *testing.T) {
+	b := setup(t, "anyone")
+	for _, p := range []rydes.Provider{
+		{ID: "frankfurt", Filter: rydes.Filter{From: []string{"frankfurt*"}}},
+		{ID: "vegas-small", Filter: rydes.Filter{To: []string{"Las Vegas"}, MaxPassengers: 2}},
+		{ID: "gold", Filter: rydes.Filter{Attributes: map[string][]string{"class": {"gold", "platinum"}}}},
+	} {
+		p.Name, p.Kind, p.Status = p.ID, rydes.ProviderKindNATS, rydes.ProviderActive
+		_, err := b.store.CreateProvider(b.ctx, store.CreateProviderParams{Provider: p, Now: start})
+		require.NoError(t, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		req   rydes.RFQRequest
+		asked []string
+	}{
+		{"city pattern and destination", rydes.RFQRequest{From: "Frankfurt Airport", To: "las vegas"}, []string{"anyone", "frankfurt", "vegas-small"}},
+		{"too many passengers", rydes.RFQRequest{From: "Berlin", To: "Las Vegas", Passengers: 3}, []string{"anyone"}},
+		{"attribute match", rydes.RFQRequest{From: "Berlin", To: "Paris", Attributes: map[string]string{"class": "platinum"}}, []string{"anyone", "gold"}},
+		{"attribute mismatch", rydes.RFQRequest{From: "Berlin", To: "Paris", Attributes: map[string]string{"class": "economy"}}, []string{"anyone"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Customer = "cmr"
+			rfq, err := b.engine.CreateRFQ(b.ctx, tc.req)
+			require.NoError(t, err)
+			require.Equal(t, tc.asked, rfq.Asked())
+			got := b.get(t, rfq.ID)
+			require.Equal(t, tc.asked, got.Asked(), "the asked set is recorded")
+		})
+	}
+
+	_, err := b.store.UpsertProvider(b.ctx, store.UpsertProviderParams{ID: "anyone", Name: "anyone", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderPaused, Now: start})
+	require.NoError(t, err)
+	_, err = b.engine.CreateRFQ(b.ctx, rydes.RFQRequest{Customer: "cmr", From: "Berlin", To: "Paris"})
+	require.Equal(t, rydes.EUNMATCHED, rydes.ErrorCodeOf(err), "no provider matches")
+}
+
+func TestSubmitAnswerOverHTTP(t *testing.T) {
+	b := setup(t, "p1", "p2")
+	_, err := b.store.UpsertProvider(b.ctx, store.UpsertProviderParams{ID: "p3", Name: "p3", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderPaused, Now: start})
+	require.NoError(t, err)
+	rfq := b.create(t)
+	p1 := rydes.Provider{ID: "p1"}
+	p3 := rydes.Provider{ID: "p3"}
+
+	res, err := b.engine.SubmitAnswer(b.ctx, p1, quote(rfq.ID, "p1", "10", b.clock.Now()).Answer, nil)
+	require.NoError(t, err)
+	require.Equal(t, rydes.OutcomeStaged, res.Decision.Outcome)
+
+	_, err = b.engine.SubmitAnswer(b.ctx, p3, quote(rfq.ID, "p3", "1", b.clock.Now()).Answer, nil)
+	require.Equal(t, rydes.EFORBIDDEN, rydes.ErrorCodeOf(err), "not asked")
+	_, err = b.engine.SubmitAnswer(b.ctx, p1, quote(rfq.ID, "p2", "1", b.clock.Now()).Answer, nil)
+	require.Equal(t, rydes.EFORBIDDEN, rydes.ErrorCodeOf(err), "answering as another provider")
+	_, err = b.engine.SubmitAnswer(b.ctx, p1, quote(rydes.NewID(), "p1", "1", b.clock.Now()).Answer, nil)
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
+
+	got := b.get(t, rfq.ID)
+	require.Len(t, got.Quotes, 1, "the forbidden answers changed nothing")
+	rejected, err := b.store.ListRejections(b.ctx, store.ListRejectionsParams{RFQID: rfq.ID})
+	require.NoError(t, err)
+	require.Empty(t, rejected, "forbidden answers are refused before staging")
+}
