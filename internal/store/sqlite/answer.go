@@ -45,8 +45,9 @@ func (s *Store) StageAnswers(ctx context.Context, p store.StageAnswersParams) ([
 	return results, nil
 }
 
-// openRFQ is what staging an answer needs to know of its RFQ.
+// openRFQ is what changing a roster entry needs to know of its RFQ.
 type openRFQ struct {
+	id       string
 	customer string
 	status   rydes.Status
 	deadline time.Time
@@ -80,7 +81,7 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 	if err != nil {
 		return store.StageResult{}, err
 	}
-	r.deadline = fromMicros(deadline)
+	r.id, r.deadline = a.RFQID, fromMicros(deadline)
 
 	var prior *rydes.Prior
 	row := tx.QueryRowContext(ctx, sqlSelectRosterEntry, a.RFQID, a.Provider)
@@ -95,7 +96,7 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 	d := rydes.Decide(r.status, r.deadline, prior, a, now)
 	switch d.Outcome {
 	case rydes.OutcomeStaged:
-		return applyAnswer(ctx, tx, a, r, now, d)
+		return applyAnswer(ctx, tx, a, r, prior.Entry.State, now, d)
 	case rydes.OutcomeRejected:
 		return store.StageResult{Decision: d, Status: r.status}, insertRejection(ctx, tx, rejection(a, d, sa.Payload, now))
 	default:
@@ -104,11 +105,13 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 }
 
 // applyAnswer stages answer a, which rydes.Decide accepted, for the open RFQ
-// r: it records the answer in the roster, emits its event and, if it was
-// the last one pending, completes the RFQ.
-func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, now time.Time, d rydes.Decision) (store.StageResult, error) {
-	if r.pending < 1 {
-		return store.StageResult{}, fmt.Errorf("RFQ %s: an answer from pending provider %s, but the RFQ counts %d pending", a.RFQID, a.Provider, r.pending)
+// r from a provider in state from (pending or failed): it records the answer
+// in the roster and emits its event and, if it was the last one pending, it
+// completes the RFQ. A failed provider no longer counted as pending, so its
+// answer leaves the count as it is.
+func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, from rydes.ProviderState, now time.Time, d rydes.Decision) (store.StageResult, error) {
+	if from != rydes.ProviderPending && from != rydes.ProviderFailed {
+		return store.StageResult{}, fmt.Errorf("RFQ %s: an answer staged from provider %s, which is %s", a.RFQID, a.Provider, from)
 	}
 	ev := rydes.Event{
 		RFQID: a.RFQID, Seq: r.seq + 1, At: now, Customer: r.customer,
@@ -146,29 +149,53 @@ func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, now ti
 		return store.StageResult{}, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return store.StageResult{}, fmt.Errorf("RFQ %s: provider %s is not pending (%d rows, %v)", a.RFQID, a.Provider, n, err)
+		return store.StageResult{}, fmt.Errorf("RFQ %s: provider %s is not pending or failed (%d rows, %v)", a.RFQID, a.Provider, n, err)
 	}
-
-	events := []rydes.Event{ev}
-	status, seq := rydes.StatusOpen, ev.Seq
-	if r.pending == 1 {
-		status, seq = rydes.StatusComplete, seq+1
-		events = append(events, rydes.Event{
-			RFQID: a.RFQID, Seq: seq, Type: rydes.EventComplete, At: now,
-			Customer: r.customer, Status: rydes.StatusComplete,
-		})
-	}
-	var closed any
-	if status.Final() {
-		closed = micros(now)
-	}
-	if _, err := tx.ExecContext(ctx, sqlCountAnswer, seq, status, closed, a.RFQID); err != nil {
-		return store.StageResult{}, err
-	}
-	if err := insertEvents(ctx, tx, events...); err != nil {
+	events, status, err := advanceRFQ(ctx, tx, r, from == rydes.ProviderPending, ev, now)
+	if err != nil {
 		return store.StageResult{}, err
 	}
 	return store.StageResult{Decision: d, Events: events, Status: status}, nil
+}
+
+// advanceRFQ records ev, the event of a change to one roster entry of the
+// open RFQ r, numbered r.seq+1. If the entry was pending (wasPending), it no
+// longer counts as pending, and when that leaves no entry pending the RFQ
+// completes with a complete event after ev. It updates the RFQ's counters
+// and status, writes the events to the outbox, and returns them with the
+// RFQ's status after them.
+func advanceRFQ(ctx context.Context, tx *txn, r openRFQ, wasPending bool, ev rydes.Event, now time.Time) ([]rydes.Event, rydes.Status, error) {
+	if ev.Seq != r.seq+1 {
+		return nil, "", fmt.Errorf("RFQ %s: event %d follows event %d", r.id, ev.Seq, r.seq)
+	}
+	pending := r.pending
+	if wasPending {
+		if pending < 1 {
+			return nil, "", fmt.Errorf("RFQ %s: provider %s leaves pending, but the RFQ counts %d pending", r.id, ev.Provider, pending)
+		}
+		pending--
+	}
+	events := []rydes.Event{ev}
+	status, seq := rydes.StatusOpen, ev.Seq
+	var closed any
+	if pending == 0 {
+		status, seq, closed = rydes.StatusComplete, seq+1, micros(now)
+		events = append(events, rydes.Event{
+			RFQID: r.id, Seq: seq, Type: rydes.EventComplete, At: now,
+			Customer: r.customer, Status: rydes.StatusComplete,
+		})
+	}
+	res, err := tx.ExecContext(ctx, sqlAdvanceRFQ, r.pending-pending, seq, status, closed, r.id)
+	if err != nil {
+		return nil, "", err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return nil, "", fmt.Errorf("RFQ %s: not open (%d rows, %v)", r.id, n, err)
+	}
+	if err := insertEvents(ctx, tx, events...); err != nil {
+		return nil, "", err
+	}
+	return events, status, nil
 }
 
 // rejection is the audit record of answer a, refused by d.

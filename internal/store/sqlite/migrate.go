@@ -62,6 +62,12 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	return applyMigrations(ctx, db, ms, logger)
+}
+
+// applyMigrations applies, in one transaction, the migrations of ms that db
+// has not had yet. ms are numbered 1, 2, 3, ... as loadMigrations checks.
+func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, logger *slog.Logger) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)

@@ -7,7 +7,8 @@ import (
 )
 
 // The statements on the hot paths (creating RFQs, staging answers, reading
-// RFQs), prepared once per connection rather than once per use.
+// RFQs, authenticating providers), prepared once per connection rather than
+// once per use.
 const (
 	sqlInsertRFQ = `
 		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
@@ -30,16 +31,22 @@ const (
 
 	sqlSelectRFQForAnswer = `SELECT customer, status, deadline, pending, event_seq FROM rfqs WHERE id = ?`
 	sqlSelectRosterEntry  = `SELECT ` + rosterColumns + ` FROM roster WHERE rfq_id = ? AND provider = ?`
-	sqlStageRosterAnswer  = `
+	// A failed provider may still answer while the RFQ is open.
+	sqlStageRosterAnswer = `
 		UPDATE roster SET state = ?, changed_at = ?, reason = ?, kind = ?, price_amount = ?,
 			price_units = ?, currency = ?, eta_seconds = ?, expires_at = ?, received_at = ?
-		WHERE rfq_id = ? AND provider = ? AND state = 'pending'`
-	sqlCountAnswer = `
-		UPDATE rfqs SET pending = pending - 1, event_seq = ?, status = ?, closed_at = ?
+		WHERE rfq_id = ? AND provider = ? AND state IN ('pending', 'failed')`
+	// sqlAdvanceRFQ records events of an open RFQ: how many entries left
+	// pending, the last event's seq, and the status after them.
+	sqlAdvanceRFQ = `
+		UPDATE rfqs SET pending = pending - ?, event_seq = ?, status = ?, closed_at = ?
 		WHERE id = ? AND status = 'open'`
 	sqlInsertRejection = `
 		INSERT INTO rejections (rfq_id, provider, reason, message, received_at, payload)
 		VALUES (?, ?, ?, ?, ?, ?)`
+
+	// Every request of a provider authenticates through this lookup.
+	sqlSelectProviderByAPIKeyHash = `SELECT ` + providerColumns + ` FROM providers WHERE api_key_hash = ?`
 )
 
 // rosterColumns are the columns scanRoster reads.
@@ -48,11 +55,11 @@ const rosterColumns = `provider, state, changed_at, reason, kind, price_amount, 
 
 var (
 	// readQueries are prepared on both pools.
-	readQueries = []string{sqlSelectRFQ, sqlSelectRoster}
+	readQueries = []string{sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash}
 	// writeQueries are prepared on the writer only.
 	writeQueries = []string{
 		sqlInsertRFQ, sqlInsertRoster, sqlInsertDispatch, sqlInsertEvent,
-		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlStageRosterAnswer, sqlCountAnswer, sqlInsertRejection,
+		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlStageRosterAnswer, sqlAdvanceRFQ, sqlInsertRejection,
 	}
 )
 

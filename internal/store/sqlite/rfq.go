@@ -263,8 +263,9 @@ func closeRFQ(ctx context.Context, tx *txn, id string, status rydes.Status, now 
 
 // ExpireDue expires the open RFQs whose deadline is at or before p.Now, at
 // most p.Limit (0 for 100) of them, earliest deadline first: each pending
-// provider becomes timed_out with a provider_timed_out event, then the RFQ
-// becomes expired with an expired event. It returns the ids expired.
+// provider becomes timed_out with a provider_timed_out event (failed and
+// withdrawn ones stay as they are), then the RFQ becomes expired with an
+// expired event. It returns the ids expired.
 func (s *Store) ExpireDue(ctx context.Context, p store.ExpireDueParams) ([]string, error) {
 	if p.Now.IsZero() {
 		return nil, errors.New("expire due: Now is required")

@@ -49,6 +49,9 @@ type Store struct {
 	r      *sql.DB              // query-only connections
 	ws, rs map[string]*sql.Stmt // statements prepared on w and r
 	logger *slog.Logger
+	// statsWindow is how many recent answers ProviderStats's percentiles
+	// cover: statsAnswers, smaller in tests.
+	statsWindow int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,7 +93,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
 
-	s := &Store{w: w, r: r, logger: logger}
+	s := &Store{w: w, r: r, logger: logger, statsWindow: statsAnswers}
 	if s.ws, err = prepare(ctx, w, readQueries, writeQueries); err == nil {
 		s.rs, err = prepare(ctx, r, readQueries)
 	}
@@ -177,11 +180,24 @@ func wrap(op string, err error) error {
 // isUniqueViolation reports whether err is SQLite's refusal of a duplicate
 // primary key or unique value.
 func isUniqueViolation(err error) bool {
+	code := sqliteCode(err)
+	return code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || code == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// isPrimaryKeyViolation reports whether err is SQLite's refusal of a
+// duplicate primary key.
+func isPrimaryKeyViolation(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// sqliteCode returns the extended result code of a SQLite error, 0 if err is
+// not one.
+func sqliteCode(err error) int {
 	var e *sqlite.Error
 	if !errors.As(err, &e) {
-		return false
+		return 0
 	}
-	return e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	return e.Code()
 }
 
 // rfqNotFound is the error for an RFQ that does not exist or that the caller

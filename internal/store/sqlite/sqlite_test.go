@@ -207,7 +207,8 @@ func TestRejectionPayloadBounded(t *testing.T) {
 // TestSharedFile races two Stores on one database file, as two processes
 // would, and checks that each RFQ closed once and that the counters the
 // schema keeps agree with the roster and the outbox. Even RFQs have a
-// deadline no expiry reaches; odd ones race answers against expiry.
+// deadline no expiry reaches; odd ones race answers against expiry. p3's
+// deliveries fail, from both Stores, racing its answers.
 func TestSharedFile(t *testing.T) {
 	ctx := rydestest.Context(t)
 	path := filepath.Join(t.TempDir(), "rydes.db")
@@ -258,6 +259,24 @@ func TestSharedFile(t *testing.T) {
 			})
 		}
 	}
+	for _, s := range stores {
+		wg.Go(func() {
+			<-start
+			for _, r := range rfqs {
+				evs, err := s.MarkProviderFailed(ctx, store.MarkProviderFailedParams{RFQID: r.ID, Provider: "p3", Error: "HTTP 503", Now: base.Add(5 * time.Second)})
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				for _, e := range evs {
+					if e.Type == rydes.EventComplete {
+						completes[e.RFQID]++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
 	for i := range 4 {
 		s := stores[i%2]
 		wg.Go(func() {
@@ -289,8 +308,9 @@ func TestSharedFile(t *testing.T) {
 }
 
 // requireCountersConsistent checks that every RFQ's pending counter is the
-// number of its pending roster entries, and its event_seq the seq of its last
-// event in the outbox.
+// number of its roster entries still pending (failed, withdrawn and timed
+// out ones are done), and its event_seq the seq of its last event in the
+// outbox.
 func requireCountersConsistent(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := rydestest.Context(t)
@@ -380,4 +400,243 @@ func BenchmarkStageAnswers(b *testing.B) {
 			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "answers/s")
 		})
 	}
+}
+
+// TestMigrateFromVersion1 builds a database at schema version 1 with data,
+// as the released rydes left it, and checks that opening it migrates it
+// with every row kept, and that the migrated rows take part in what
+// version 2 adds.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := rydestest.Context(t)
+	path := filepath.Join(t.TempDir(), "rydes.db")
+	ms, err := loadMigrations(migrationFS)
+	require.NoError(t, err)
+	db, err := openPool(ctx, path, []string{"foreign_keys(ON)"}, "_txlock=immediate")
+	require.NoError(t, err)
+	require.NoError(t, applyMigrations(ctx, db, ms[:1], rydestest.Logger(t)))
+
+	open := newRFQ(t, "quoter", "decliner", "waiter")
+	closed := newRFQ(t, "late")
+	t1, t2 := micros(base.Add(time.Second)), micros(base.Add(2*time.Second))
+	_, err = db.ExecContext(ctx, `
+		INSERT INTO providers (id, name, kind, status, created_at, updated_at) VALUES
+			('quoter', 'Quoter', 'simulated', 'active', ?1, ?2),
+			('late', 'Late', 'nats', 'paused', ?1, ?1);
+		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
+			created_at, deadline, status, closed_at, pending, event_seq) VALUES
+			(?3, 'c', 'a', 'b', 2, NULL, '{"pets":"yes"}', ?1, ?4, 'open', NULL, 1, 3),
+			(?5, 'c', 'a', 'b', 0, NULL, NULL, ?1, ?6, 'expired', ?6, 0, 3);
+		INSERT INTO roster (rfq_id, provider, position, state, changed_at, reason, kind, price_amount,
+			price_units, currency, eta_seconds, expires_at, received_at) VALUES
+			(?3, 'quoter', 0, 'quoted', ?2, NULL, 'quote', '12.50', 125000, 'EUR', 300, NULL, ?2),
+			(?3, 'decliner', 1, 'declined', ?7, 'no vans', 'decline', NULL, NULL, NULL, NULL, NULL, ?7),
+			(?3, 'waiter', 2, 'pending', ?1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+			(?5, 'late', 0, 'timed_out', ?6, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+		INSERT INTO rejections (rfq_id, provider, reason, message, received_at, payload) VALUES
+			(?3, 'stranger', 'not_asked', 'provider stranger was not asked', ?2, x'7b7d');
+		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES
+			('event', ?3, NULL, json_object('rfq_id', ?3, 'seq', 1, 'type', 'created', 'at', '2030-03-04T05:06:07.891011Z', 'customer', 'c', 'status', 'open'), ?1);`,
+		micros(base), t1, open.ID, micros(open.Deadline), closed.ID, micros(closed.Deadline), t2)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s := openAt(t, path)
+	var version int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version))
+	require.Equal(t, len(ms), version)
+	var check string
+	require.NoError(t, s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check))
+	require.Equal(t, "ok", check)
+	rows, err := s.r.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	require.NoError(t, err)
+	require.False(t, rows.Next(), "no foreign key is broken")
+	require.NoError(t, rows.Close())
+
+	ps, err := s.ListProviders(ctx, store.ListProvidersParams{})
+	require.NoError(t, err)
+	require.Equal(t, []rydes.Provider{
+		{ID: "late", Name: "Late", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderPaused, CreatedAt: base, UpdatedAt: base},
+		{ID: "quoter", Name: "Quoter", Kind: rydes.ProviderKindSimulated, Status: rydes.ProviderActive, CreatedAt: base, UpdatedAt: fromMicros(t1)},
+	}, ps)
+	sec, err := s.ProviderSecrets(ctx, "late")
+	require.NoError(t, err)
+	require.Equal(t, store.ProviderSecrets{}, sec)
+
+	got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: open.ID})
+	require.NoError(t, err)
+	eta := 300
+	require.Equal(t, []rydes.RosterEntry{
+		{Provider: "quoter", State: rydes.ProviderQuoted, ChangedAt: fromMicros(t1)},
+		{Provider: "decliner", State: rydes.ProviderDeclined, ChangedAt: fromMicros(t2), Reason: "no vans"},
+		{Provider: "waiter", State: rydes.ProviderPending, ChangedAt: base},
+	}, got.Providers)
+	require.Equal(t, []rydes.Quote{{Provider: "quoter", Price: rydes.Price{Amount: "12.50", Currency: "EUR"}, ETASeconds: &eta, ReceivedAt: fromMicros(t1)}}, got.Quotes)
+	require.Equal(t, map[string]string{"pets": "yes"}, got.Attributes)
+	gotClosed, err := s.GetRFQ(ctx, store.GetRFQParams{ID: closed.ID})
+	require.NoError(t, err)
+	require.Equal(t, rydes.StatusExpired, gotClosed.Status)
+	require.Equal(t, rydes.ProviderTimedOut, gotClosed.Providers[0].State)
+	rs, err := s.ListRejections(ctx, store.ListRejectionsParams{})
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	require.Equal(t, []byte("{}"), rs[0].Payload)
+	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, rydes.EventCreated, msgs[0].Event.Type)
+
+	// The migrated RFQ goes on: its last pending provider fails, which
+	// completes it, and the stats count the old entries.
+	evs, err := s.MarkProviderFailed(ctx, store.MarkProviderFailedParams{RFQID: open.ID, Provider: "waiter", Error: "HTTP 503", Now: base.Add(3 * time.Second)})
+	require.NoError(t, err)
+	require.Equal(t, []rydes.EventType{rydes.EventProviderFailed, rydes.EventComplete}, []rydes.EventType{evs[0].Type, evs[1].Type})
+	require.Equal(t, []int64{4, 5}, []int64{evs[0].Seq, evs[1].Seq}, "seqs follow the migrated event_seq")
+	st, err := s.ProviderStats(ctx, "quoter")
+	require.NoError(t, err)
+	require.Equal(t, rydes.ProviderStats{Provider: "quoter", Asked: 1, Quoted: 1, ResponseP50: rydes.Duration(time.Second), ResponseP99: rydes.Duration(time.Second)}, st)
+
+	// The rebuilt tables keep their constraints.
+	_, err = s.w.ExecContext(ctx, `UPDATE roster SET state = 'lost' WHERE rfq_id = ?`, closed.ID)
+	require.ErrorContains(t, err, "CHECK constraint failed")
+	_, err = s.w.ExecContext(ctx, `UPDATE providers SET webhook_url = 'https://x.example/' WHERE id = 'late'`)
+	require.ErrorContains(t, err, "CHECK constraint failed", "only webhook providers have a URL")
+	_, err = s.w.ExecContext(ctx, `UPDATE providers SET paused_reason = 'x' WHERE id = 'quoter'`)
+	require.ErrorContains(t, err, "CHECK constraint failed", "only paused providers have a reason")
+	_, err = s.w.ExecContext(ctx, `UPDATE providers SET filter = '[1]' WHERE id = 'quoter'`)
+	require.ErrorContains(t, err, "CHECK constraint failed", "a filter is a JSON object")
+	_, err = s.w.ExecContext(ctx, `DELETE FROM rfqs WHERE id = ?`, closed.ID)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster WHERE rfq_id = ?`, closed.ID).Scan(&n))
+	require.Zero(t, n, "the roster still cascades from its RFQ")
+}
+
+// TestLookupsUseIndexes checks the query plans of the lookups that must not
+// scan a table: providers by API key hash, a provider's roster entries.
+func TestLookupsUseIndexes(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	plan := func(query string, args ...any) string {
+		t.Helper()
+		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...)
+		require.NoError(t, err)
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &notUsed, &detail))
+			lines = append(lines, detail)
+		}
+		require.NoError(t, rows.Err())
+		return strings.Join(lines, "\n")
+	}
+	require.Contains(t, plan(sqlSelectProviderByAPIKeyHash, "h"), "USING INDEX providers_api_key_hash (api_key_hash=?)")
+	withdraw := plan(`SELECT r.id FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
+		WHERE ro.provider = ? AND ro.state IN ('pending', 'failed') AND r.status = 'open'`, "p")
+	require.Contains(t, withdraw, "roster_provider")
+	require.NotContains(t, withdraw, "SCAN")
+	counts := plan(`SELECT state, COUNT(*) FROM roster WHERE provider = ? GROUP BY state`, "p")
+	require.Contains(t, counts, "roster_provider (provider=?)")
+	latest := plan(`SELECT ro.changed_at FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
+		WHERE ro.provider = ? AND ro.state = 'quoted' ORDER BY ro.changed_at DESC LIMIT 10`, "p")
+	require.Contains(t, latest, "roster_provider (provider=? AND state=?)")
+	require.NotContains(t, latest, "TEMP B-TREE", "the latest answers are read in order from the index")
+}
+
+// TestProviderStatsRecentAnswers checks that response times come from the
+// most recent answers, quotes and declines alike, while the counts cover
+// every entry. The window is made small so that the history is quick to
+// build.
+func TestProviderStatsRecentAnswers(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	require.Equal(t, 10_000, s.statsWindow)
+	const window, old = 100, 60
+	s.statsWindow = window
+	// RFQ i is created i hours after base. The old answers, first, took an
+	// hour; the window's answers after them one second, alternately quotes
+	// and declines.
+	_, err := s.w.ExecContext(ctx, `
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + ?2)
+		INSERT INTO rfqs (id, customer, from_place, to_place, created_at, deadline, status, closed_at, pending, event_seq)
+		SELECT 'rfq-' || i, 'c', 'a', 'b', ?3 + i * 3600000000, ?3 + i * 3600000000 + 7200000000, 'complete',
+			?3 + i * 3600000000 + 7200000000, 0, 3
+		FROM n;
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + ?2)
+		INSERT INTO roster (rfq_id, provider, position, state, changed_at, kind, price_amount, price_units, currency)
+		SELECT 'rfq-' || i, 'busy', 0, IIF(i % 2 = 0, 'quoted', 'declined'),
+			?3 + i * 3600000000 + IIF(i <= ?1, 3600000000, 1000000), IIF(i % 2 = 0, 'quote', 'decline'),
+			IIF(i % 2 = 0, '10', NULL), IIF(i % 2 = 0, 100000, NULL), IIF(i % 2 = 0, 'EUR', NULL)
+		FROM n;`, old, window, micros(base))
+	require.NoError(t, err)
+	st, err := s.ProviderStats(ctx, "busy")
+	require.NoError(t, err)
+	require.Equal(t, old+window, st.Asked)
+	require.Equal(t, (old+window)/2, st.Quoted)
+	require.Equal(t, (old+window)/2, st.Declined)
+	require.Equal(t, rydes.Duration(time.Second), st.ResponseP50)
+	require.Equal(t, rydes.Duration(time.Second), st.ResponseP99, "the hour-long answers are older than the most recent %d", window)
+
+	s.statsWindow = window + 2
+	st, err = s.ProviderStats(ctx, "busy")
+	require.NoError(t, err)
+	require.Equal(t, rydes.Duration(time.Hour), st.ResponseP99, "a wider window reaches the old answers")
+}
+
+func TestPercentile(t *testing.T) {
+	ds := func(secs ...int) []time.Duration {
+		out := make([]time.Duration, len(secs))
+		for i, s := range secs {
+			out[i] = time.Duration(s) * time.Second
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		sorted   []time.Duration
+		p50, p99 time.Duration
+	}{
+		{nil, 0, 0},
+		{ds(7), 7 * time.Second, 7 * time.Second},
+		{ds(1, 2), time.Second, 2 * time.Second},
+		{ds(1, 2, 3, 4), 2 * time.Second, 4 * time.Second},
+		{ds(1, 2, 3, 4, 5), 3 * time.Second, 5 * time.Second},
+	} {
+		require.Equal(t, tc.p50, percentile(tc.sorted, 50), "%v", tc.sorted)
+		require.Equal(t, tc.p99, percentile(tc.sorted, 99), "%v", tc.sorted)
+	}
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Millisecond
+	}
+	require.Equal(t, 50*time.Millisecond, percentile(hundred, 50))
+	require.Equal(t, 99*time.Millisecond, percentile(hundred, 99))
+}
+
+func TestReasonsBounded(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	long := strings.Repeat("é", 2000)
+
+	r := newRFQ(t, "p1", "p2")
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+	evs, err := s.MarkProviderFailed(ctx, store.MarkProviderFailedParams{RFQID: r.ID, Provider: "p1", Error: long, Now: base.Add(time.Second)})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(evs[0].Reason), maxFailureReason)
+	require.True(t, strings.HasPrefix(long, evs[0].Reason), "cut on a character boundary")
+	got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: r.ID})
+	require.NoError(t, err)
+	require.Equal(t, evs[0].Reason, got.Providers[0].Reason)
+
+	d, err := s.AddDeadLetter(ctx, rydes.DeadLetter{Provider: "p1", RFQID: r.ID, Attempts: 1, LastError: long, Request: r.ProviderRequest(), CreatedAt: base})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(d.LastError), maxDeadLetterError)
+	require.True(t, strings.HasPrefix(long, d.LastError))
+
+	_, err = s.UpsertProvider(ctx, store.UpsertProviderParams{ID: "p1", Name: "P", Kind: rydes.ProviderKindWebhook, Status: rydes.ProviderPaused, Now: base})
+	require.NoError(t, err)
+	p, err := s.UpdateProvider(ctx, store.UpdateProviderParams{ID: "p1", PausedReason: &long, Now: base})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(p.PausedReason), maxPausedReason)
+	require.True(t, strings.HasPrefix(long, p.PausedReason))
 }

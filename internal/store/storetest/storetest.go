@@ -67,6 +67,23 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Rejections", testRejections},
 		{"RejectionsDefaultLimit", testRejectionsLimit},
 		{"Concurrency", testConcurrency},
+		{"CreateAndGetProvider", testCreateAndGetProvider},
+		{"CreateProviderConflicts", testCreateProviderConflicts},
+		{"CreateProviderInvalid", testCreateProviderInvalid},
+		{"ProviderIDReuse", testProviderIDReuse},
+		{"UpdateProvider", testUpdateProvider},
+		{"UpsertKeepsRegisteredFields", testUpsertKeepsRegisteredFields},
+		{"ProviderSecrets", testProviderSecrets},
+		{"DeleteProviderMidFlight", testDeleteProviderMidFlight},
+		{"MarkProviderFailed", testMarkProviderFailed},
+		{"FailedProviderAnswers", testFailedProviderAnswers},
+		{"ExpireDueLeavesFailedAndWithdrawn", testExpireDueLeavesFailedAndWithdrawn},
+		{"ProviderStats", testProviderStats},
+		{"ProviderChangesRace", testProviderChangesRace},
+		{"DeadLetters", testDeadLetters},
+		{"DeadLettersDefaultLimit", testDeadLettersDefaultLimit},
+		{"Settings", testSettings},
+		{"InitSettingRace", testInitSettingRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
