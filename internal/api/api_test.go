@@ -447,16 +447,17 @@ func TestRequestsAreLogged(t *testing.T) {
 
 func TestErrorStatus(t *testing.T) {
 	for code, want := range map[rydes.ErrorCode]int{
-		rydes.EINVALID:   400,
-		rydes.EFORBIDDEN: 403,
-		rydes.ENOTFOUND:  404,
-		rydes.ECONFLICT:  409,
-		rydes.EGONE:      410,
-		rydes.ETOOLARGE:  413,
-		rydes.EUNMATCHED: 422,
-		rydes.EINTERNAL:  500,
-		rydes.ETIMEOUT:   504,
-		"no_such_code":   500,
+		rydes.EINVALID:      400,
+		rydes.EUNAUTHORIZED: 401,
+		rydes.EFORBIDDEN:    403,
+		rydes.ENOTFOUND:     404,
+		rydes.ECONFLICT:     409,
+		rydes.EGONE:         410,
+		rydes.ETOOLARGE:     413,
+		rydes.EUNMATCHED:    422,
+		rydes.EINTERNAL:     500,
+		rydes.ETIMEOUT:      504,
+		"no_such_code":      500,
 	} {
 		assert.Equal(t, want, api.ErrorStatus(code), "code %q", code)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -27,20 +29,91 @@ var edgeLimits = rydes.Limits{DefaultTimeout: rydes.DefaultTimeout, MaxTimeout: 
 // into dst. Its errors are *rydes.Error values naming the offending field,
 // or an *httpError for a wrong media type.
 func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
-	if err := requireJSON(r); err != nil {
+	body, err := readJSON(w, r, maxBytes)
+	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	return unmarshalStrict(body, dst)
+}
+
+// readJSON returns the body of r, which must be application/json and at
+// most maxBytes long, as received, for handlers that keep it.
+func readJSON(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
+	if err := requireJSON(r); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(mbe)
+		}
+		return nil, rydes.Errorf(rydes.EINVALID, "the body could not be read whole")
+	}
+	return body, nil
+}
+
+// unmarshalStrict decodes body, which must be exactly one JSON value with no
+// field unknown to dst, into dst. Its errors are *rydes.Error values naming
+// the offending field.
+func unmarshalStrict(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return tooLarge(mbe)
-		}
 		return rydes.Errorf(rydes.EINVALID, "the body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// unmarshalObject decodes raw, the value of the body's member field, which
+// must be a JSON object with no member unknown to dst, into dst. Offending
+// members are named under field, as in "filter.from": the decoder alone
+// would name a nested unknown member without its parent.
+func unmarshalObject(field string, raw json.RawMessage, dst any) error {
+	if len(raw) == 0 || raw[0] != '{' {
+		return rydes.FieldErrorf(field, "must be an object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		err = decodeError(err)
+		if inner := rydes.ErrorFieldOf(err); inner != "" {
+			return rydes.FieldErrorf(field+"."+inner, "%s", rydes.ErrorMessageOf(err))
+		}
+		return rydes.FieldErrorf(field, "must be an object")
+	}
+	return nil
+}
+
+// nullMembers returns the names of the members of body, a JSON object, whose
+// value is null, sorted.
+func nullMembers(body []byte) []string {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil {
+		return nil
+	}
+	var nulls []string
+	for k, v := range members {
+		if isNull(v) {
+			nulls = append(nulls, k)
+		}
+	}
+	sort.Strings(nulls)
+	return nulls
+}
+
+// requireNoBody refuses a request to a route that takes no body yet carries
+// one, so that nothing a client meant to say is silently ignored.
+func requireNoBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(r.Body, one[:]); n > 0 {
+		return rydes.Errorf(rydes.EINVALID, "this route takes no body")
 	}
 	return nil
 }
@@ -197,4 +270,36 @@ func pathID(r *http.Request) (string, error) {
 		return "", fmt.Errorf("path: %w", err)
 	}
 	return strings.ToLower(id), nil
+}
+
+// pathProviderID returns the {id} path value of r, checked as a provider id.
+func pathProviderID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := rydes.ValidateProviderID(id); err != nil {
+		return "", fmt.Errorf("path: %w", rydes.FieldErrorf("id", "%s", rydes.ErrorMessageOf(err)))
+	}
+	return id, nil
+}
+
+// parsePositiveID parses s, the value of field, as a positive decimal
+// integer id: digits only, no sign, no leading zero.
+func parsePositiveID(field, s string) (int64, error) {
+	bad := rydes.FieldErrorf(field, "must be a positive integer id such as 42")
+	if s == "" || s[0] == '0' || !allDigits(s) {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, bad
+	}
+	return n, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -28,7 +28,7 @@ type fakeService struct {
 
 func newFakeService() *fakeService {
 	return &fakeService{
-		now:    time.Date(2030, 7, 1, 9, 30, 0, 0, time.UTC),
+		now:    testNow,
 		asked:  []string{"UnicornManagementResource1", "UnicornManagementResource2", "UnicornManagementResource10"},
 		limits: rydes.Limits{DefaultTimeout: rydes.DefaultTimeout, MaxTimeout: rydes.DefaultMaxTimeout},
 		rfqs:   map[string]rydes.RFQ{},

@@ -12,29 +12,43 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/api/apitest"
+	"github.com/wildrydes/rydes/internal/auth"
 )
 
-// harness is a real API server on loopback in front of a fake service, with
-// every exchange checked against docs/openapi.yaml.
+// testAdminKey is the admin key of every harness.
+const testAdminKey = "rydes_admin_test-key-0123456789"
+
+// harness is a real API server on loopback in front of fakes of the
+// service, the provider registry and the answer service, with every
+// exchange checked against docs/openapi.yaml.
 type harness struct {
-	srv  *httptest.Server
-	fake *fakeService
-	v    *apitest.Validator
-	logs *syncBuffer
+	srv     *httptest.Server
+	fake    *fakeService
+	reg     *fakeRegistry
+	answers *fakeAnswers
+	v       *apitest.Validator
+	logs    *syncBuffer
 }
 
 func newHarness(t *testing.T, configure ...func(*api.Config)) *harness {
 	t.Helper()
 	h := &harness{fake: newFakeService(), logs: &syncBuffer{}, v: apitest.NewValidator(t, apitest.SpecPath(t))}
+	h.reg = newFakeRegistry(h.fake.now)
+	h.answers = newFakeAnswers(h.fake.now)
 	cfg := api.Config{
-		Service: h.fake,
-		Logger:  slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Service:      h.fake,
+		Providers:    h.reg,
+		Answers:      h.answers,
+		AdminKeyHash: func() string { return auth.Hash(testAdminKey) },
+		Now:          func() time.Time { return h.fake.now },
+		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -54,6 +68,12 @@ func newHarness(t *testing.T, configure ...func(*api.Config)) *harness {
 // carries. A nil body sends none; contentType "" sends no Content-Type.
 func (h *harness) do(t *testing.T, method, path, contentType string, body []byte) (*http.Response, []byte) {
 	t.Helper()
+	return h.send(t, method, path, contentType, "", body)
+}
+
+// send is do with an Authorization header, unless authorization is "".
+func (h *harness) send(t *testing.T, method, path, contentType, authorization string, body []byte) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -62,6 +82,9 @@ func (h *harness) do(t *testing.T, method, path, contentType string, body []byte
 	require.NoError(t, err)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, respBody := h.v.Do(t, h.srv.Client(), req)
 	assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), "X-Content-Type-Options on %s %s", method, path)
@@ -72,6 +95,25 @@ func (h *harness) do(t *testing.T, method, path, contentType string, body []byte
 func (h *harness) postJSON(t *testing.T, path string, body string) (*http.Response, []byte) {
 	t.Helper()
 	return h.do(t, http.MethodPost, path, "application/json", []byte(body))
+}
+
+// admin sends a request with the admin key, and body, if not "", as
+// application/json.
+func (h *harness) admin(t *testing.T, method, path, body string) (*http.Response, []byte) {
+	t.Helper()
+	return h.as(t, testAdminKey, method, path, body)
+}
+
+// as sends a request with key as its bearer token, and body, if not "", as
+// application/json.
+func (h *harness) as(t *testing.T, key, method, path, body string) (*http.Response, []byte) {
+	t.Helper()
+	var b []byte
+	ct := ""
+	if body != "" {
+		b, ct = []byte(body), "application/json"
+	}
+	return h.send(t, method, path, ct, "Bearer "+key, b)
 }
 
 // createRFQ creates an RFQ through the API and returns it.
@@ -125,6 +167,12 @@ func requireProblem(t *testing.T, resp *http.Response, body []byte, status int, 
 	assert.NotEmpty(t, p.Title)
 	assert.NotEmpty(t, p.Detail)
 	assert.Equal(t, resp.Request.URL.Path, p.Instance)
+	if status == http.StatusUnauthorized {
+		assert.Equal(t, "Bearer", resp.Header.Get("WWW-Authenticate"), "a 401 carries the Bearer challenge")
+		assert.Equal(t, api.ProblemTypeBase+"unauthorized", p.Type)
+	} else {
+		assert.Empty(t, resp.Header.Get("WWW-Authenticate"), "only a 401 carries a challenge")
+	}
 	if field == "" {
 		assert.Empty(t, p.Errors, "problem names no field")
 	} else if assert.Len(t, p.Errors, 1, "problem names the field: %s", body) {

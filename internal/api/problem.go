@@ -30,6 +30,9 @@ type Problem struct {
 	Instance string `json:"instance"` // the request path
 	// Errors names the offending input fields, if any.
 	Errors []ProblemField `json:"errors,omitempty"`
+	// Reason is an extension member of the problems of refused answers: why
+	// the answer was refused, such as "late" or "already_answered".
+	Reason rydes.RejectReason `json:"reason,omitempty"`
 }
 
 // ProblemField is one offending field of the input: its JSON name, dotted
@@ -47,15 +50,16 @@ type problemKind struct {
 // problemKinds is the one mapping from domain error codes to HTTP statuses
 // and problem titles.
 var problemKinds = map[rydes.ErrorCode]problemKind{
-	rydes.EINVALID:   {http.StatusBadRequest, "Invalid request"},
-	rydes.EFORBIDDEN: {http.StatusForbidden, "Forbidden"},
-	rydes.ENOTFOUND:  {http.StatusNotFound, "Not found"},
-	rydes.ECONFLICT:  {http.StatusConflict, "Conflict with the current state"},
-	rydes.EGONE:      {http.StatusGone, "Gone"},
-	rydes.ETOOLARGE:  {http.StatusRequestEntityTooLarge, "Request too large"},
-	rydes.EUNMATCHED: {http.StatusUnprocessableEntity, "No provider can serve the request"},
-	rydes.EINTERNAL:  {http.StatusInternalServerError, "Internal error"},
-	rydes.ETIMEOUT:   {http.StatusGatewayTimeout, "Timed out"},
+	rydes.EINVALID:      {http.StatusBadRequest, "Invalid request"},
+	rydes.EUNAUTHORIZED: {http.StatusUnauthorized, "Unauthorized"},
+	rydes.EFORBIDDEN:    {http.StatusForbidden, "Forbidden"},
+	rydes.ENOTFOUND:     {http.StatusNotFound, "Not found"},
+	rydes.ECONFLICT:     {http.StatusConflict, "Conflict with the current state"},
+	rydes.EGONE:         {http.StatusGone, "Gone"},
+	rydes.ETOOLARGE:     {http.StatusRequestEntityTooLarge, "Request too large"},
+	rydes.EUNMATCHED:    {http.StatusUnprocessableEntity, "No provider can serve the request"},
+	rydes.EINTERNAL:     {http.StatusInternalServerError, "Internal error"},
+	rydes.ETIMEOUT:      {http.StatusGatewayTimeout, "Timed out"},
 }
 
 // ErrorStatus returns the HTTP status of a domain error code; unknown codes
@@ -101,13 +105,20 @@ func problemOf(err error, instance string) Problem {
 		p.Detail = field + " " + msg
 		p.Errors = []ProblemField{{Field: field, Reason: msg}}
 	}
+	if ra, ok := errors.AsType[*rejectedAnswer](err); ok {
+		p.Reason = ra.reason
+	}
 	return p
 }
 
-// writeError answers the request with the problem err maps to. Errors that
-// map to 5xx are logged with their real text, which the client never sees.
+// writeError answers the request with the problem err maps to; a 401 also
+// carries the Bearer challenge (WWW-Authenticate). Errors that map to 5xx
+// are logged with their real text, which the client never sees.
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	p := problemOf(err, r.URL.Path)
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
 	switch {
 	case p.Status >= 500 && r.Context().Err() != nil:
 		logger.InfoContext(r.Context(), "request ended by the client", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -121,7 +132,7 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 
 func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, p Problem) {
 	b, err := json.Marshal(p)
-	if err != nil { // cannot happen: Problem holds only strings and ints
+	if err != nil { // cannot happen: Problem holds only strings, ints and their slices
 		logger.ErrorContext(r.Context(), "encode problem", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

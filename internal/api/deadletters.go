@@ -1,0 +1,120 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/store"
+)
+
+// Dead letter page sizes.
+const (
+	DefaultDeadLetterLimit = 100
+	MaxDeadLetterLimit     = 500
+)
+
+// deadLetterPage is the body of GET /v1/dead-letters: a page of dead
+// letters, newest first, and the before to ask for the next page with, if
+// there is one.
+type deadLetterPage struct {
+	DeadLetters []rydes.DeadLetter `json:"dead_letters"`
+	NextBefore  int64              `json:"next_before,omitzero"`
+}
+
+// deadLetterQuery checks the query of GET /v1/dead-letters: provider,
+// before and limit, each at most once, and nothing else.
+func deadLetterQuery(q url.Values) (store.ListDeadLettersParams, error) {
+	p := store.ListDeadLettersParams{Limit: DefaultDeadLetterLimit}
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range q {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		values := q[name]
+		if len(values) != 1 {
+			return store.ListDeadLettersParams{}, rydes.FieldErrorf(name, "must be given once")
+		}
+		v := values[0]
+		switch name {
+		case "provider":
+			if err := rydes.ValidateProviderID(v); err != nil {
+				return store.ListDeadLettersParams{}, err
+			}
+			p.Provider = v
+		case "before":
+			id, err := parsePositiveID("before", v)
+			if err != nil {
+				return store.ListDeadLettersParams{}, err
+			}
+			p.BeforeID = id
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil || !allDigits(v) || n < 1 || n > MaxDeadLetterLimit {
+				return store.ListDeadLettersParams{}, rydes.FieldErrorf("limit", "must be an integer between 1 and %d", MaxDeadLetterLimit)
+			}
+			p.Limit = n
+		default:
+			return store.ListDeadLettersParams{}, rydes.FieldErrorf(name, "is not a known query parameter; known: provider, before, limit")
+		}
+	}
+	return p, nil
+}
+
+// handleListDeadLetters serves GET /v1/dead-letters: a page of dead
+// letters, newest first, optionally of one provider.
+func handleListDeadLetters(logger *slog.Logger, providers ProviderRegistry) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := deadLetterQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("query: %w", err))
+			return
+		}
+		// One more than asked tells whether there is a next page.
+		limit := params.Limit
+		params.Limit++
+		dls, err := providers.DeadLetters(r.Context(), params)
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("list dead letters: %w", err))
+			return
+		}
+		page := deadLetterPage{DeadLetters: dls}
+		if len(dls) > limit {
+			page.DeadLetters = dls[:limit]
+			page.NextBefore = dls[limit-1].ID
+		}
+		if page.DeadLetters == nil {
+			page.DeadLetters = []rydes.DeadLetter{}
+		}
+		writeJSON(w, r, logger, http.StatusOK, page)
+	})
+}
+
+// handleReplayDeadLetter serves POST /v1/dead-letters/{id}/replay: 200 with
+// the dead letter, its request back on the provider's queue; 409 if the RFQ
+// is closed, 410 if the provider is gone.
+func handleReplayDeadLetter(logger *slog.Logger, providers ProviderRegistry) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := parsePositiveID("id", r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("path: %w", err))
+			return
+		}
+		if err := requireNoBody(r); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		dl, err := providers.Replay(r.Context(), id)
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("replay dead letter %d: %w", id, err))
+			return
+		}
+		writeJSON(w, r, logger, http.StatusOK, dl)
+	})
+}
