@@ -32,6 +32,8 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.DurationVar(&cfg.Sim.MinDelay, "sim-min-delay", 0, "shortest time a simulated provider takes to answer")
 	fs.DurationVar(&cfg.Sim.MaxDelay, "sim-max-delay", 5*time.Second, "longest time a simulated provider takes to answer")
 	fs.Float64Var(&cfg.Sim.QuoteRate, "sim-quote-rate", 0.5, "chance (0 to 1) that a simulated provider quotes")
+	fs.StringVar(&cfg.AdminKey, "admin-key", "", "key of the admin API (at least 16 characters); if unset, the stored one is kept, or one is made on first start and printed once")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook deliveries go to loopback and private addresses (local partners); --demo implies it")
 	fs.BoolVar(&cfg.Sim.Silent, "sim-silent", false, "a simulated provider that does not quote stays silent, as in the workshop (otherwise it declines)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: rydes serve [flags]\n\nRuns the broker: embedded NATS JetStream, SQLite and the HTTP API.\nEach flag can also be set as RYDES_<FLAG_IN_UPPER_SNAKE>, e.g. RYDES_SIM_MAX_DELAY.\n\nFlags:\n")
@@ -67,6 +69,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	fmt.Fprintf(stdout, "rydes listening on %s (data in %s)\n", a.URL(), cfg.DataDir)
+	if key := a.GeneratedAdminKey(); key != "" {
+		fmt.Fprintf(stdout, "admin key (shown once, store it now; only its hash is kept): %s\n", key)
+	}
 	if u := a.NATSURL(); u != "" {
 		fmt.Fprintf(stdout, "providers connect to NATS at %s\n", u)
 	}

@@ -22,12 +22,20 @@ import (
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/api"
+	"github.com/wildrydes/rydes/internal/auth"
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/engine"
+	"github.com/wildrydes/rydes/internal/registry"
 	"github.com/wildrydes/rydes/internal/sim"
 	"github.com/wildrydes/rydes/internal/store"
 	"github.com/wildrydes/rydes/internal/store/sqlite"
+	"github.com/wildrydes/rydes/internal/webhook"
 )
+
+// ControlProvidersSubject carries a note, on core NATS, that a provider was
+// added, changed or removed, so that every rydes instance sharing the broker
+// brings its webhook dispatchers up to date.
+const ControlProvidersSubject = "rydes.control.providers"
 
 // Config is the configuration of one rydes process.
 type Config struct {
@@ -40,6 +48,13 @@ type Config struct {
 
 	Demo bool       // run the simulated fleet
 	Sim  sim.Config // the simulated fleet, when Demo is set
+
+	// AdminKey is the key of the admin API. If empty, the stored key is
+	// kept, or on first start one is made (GeneratedAdminKey shows it once).
+	AdminKey string
+	// WebhookAllowPrivate lets webhook deliveries go to loopback and
+	// private addresses (for local partners and tests); Demo implies it.
+	WebhookAllowPrivate bool
 
 	Logger *slog.Logger
 	Clock  clockwork.Clock // nil for the real clock
@@ -56,6 +71,12 @@ type App struct {
 	bus    *bus.Bus
 	store  *sqlite.Store
 	engine *engine.Engine
+	reg    *registry.Registry
+	hooks  *webhook.Supervisor
+
+	authReg           atomic.Pointer[registry.Registry] // a.reg, for the broker's goroutines
+	adminKeyHash      string
+	generatedAdminKey string
 
 	ready  atomic.Bool
 	cancel context.CancelFunc // stops the background loops
@@ -94,10 +115,20 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// The store first: the broker asks it whose NATS credentials are good.
+	a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rydes.db"), a.log.With("component", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.adminKeyHash, a.generatedAdminKey, err = auth.EnsureAdminKey(ctx, a.store, cfg.AdminKey)
+	if err != nil {
+		return nil, err
+	}
 	a.nats, err = bus.StartEmbedded(ctx, bus.EmbeddedConfig{
 		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
 		Listen:     cfg.NATSListen,
 		SyncAlways: true,
+		Providers:  natsAuth{&a.authReg},
 		Logger:     a.log.With("component", "nats"),
 	})
 	if err != nil {
@@ -111,18 +142,38 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
 	}
-	a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rydes.db"), a.log.With("component", "store"))
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
 	a.engine, err = engine.New(engine.Config{
 		Store: a.store, Publisher: a.bus, Clock: cfg.Clock, Logger: a.log.With("component", "engine"), Limits: limits,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.reg, err = registry.New(registry.Config{
+		Store: a.store, Queues: queues{a.bus}, Clock: cfg.Clock, Logger: a.log.With("component", "registry"),
+		Hooks: registry.Hooks{
+			Changed:    a.providerChanged,
+			Disconnect: func(user string) { a.nats.DisconnectUser(user) },
+			Emitted:    a.engine.KickOutbox,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.authReg.Store(a.reg)
 	if err := a.registerSimulated(ctx); err != nil {
 		return nil, err
+	}
+	// Every registered provider has its queue, whatever a crash left.
+	if _, err := a.reg.Reconcile(ctx); err != nil {
+		return nil, fmt.Errorf("reconcile provider queues: %w", err)
+	}
+	a.hooks = webhook.NewSupervisor(webhook.Config{
+		Conn: a.nc, Providers: a.reg, Failures: a.store, OnFailed: a.engine.KickOutbox,
+		Clock: cfg.Clock, Logger: a.log.With("component", "webhook"),
+		AllowPrivateNetworks: cfg.WebhookAllowPrivate || cfg.Demo,
+	})
+	if _, err := a.nc.Subscribe(ControlProvidersSubject, func(*nats.Msg) { a.reconcileWebhooks() }); err != nil {
+		return nil, fmt.Errorf("subscribe to provider changes: %w", err)
 	}
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -131,9 +182,13 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.srv = &http.Server{
 		Handler: api.New(api.Config{
-			Service: a.engine,
-			Logger:  a.log.With("component", "api"),
-			Ready:   a.ready.Load,
+			Service:      a.engine,
+			Providers:    a.reg,
+			Answers:      a.engine,
+			AdminKeyHash: func() string { return a.adminKeyHash },
+			Now:          cfg.Clock.Now,
+			Logger:       a.log.With("component", "api"),
+			Ready:        a.ready.Load,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -145,6 +200,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.cancel = cancel
 	a.goLoop("engine", func() error { return a.engine.Run(loops) })
 	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
+	a.goLoop("webhooks", func() error { return a.hooks.Run(loops) })
 	if cfg.Demo {
 		simCfg := cfg.Sim
 		simCfg.Logger = a.log.With("component", "sim")
@@ -196,6 +252,67 @@ func (a *App) registerSimulated(ctx context.Context) error {
 	}
 	return nil
 }
+
+// providerChanged brings this instance's webhook dispatchers up to date and
+// tells the other instances to do the same.
+func (a *App) providerChanged(_ context.Context, p rydes.Provider, _ bool) {
+	if p.Kind != rydes.ProviderKindWebhook {
+		return
+	}
+	a.reconcileWebhooks()
+	if err := a.nc.Publish(ControlProvidersSubject, []byte(p.ID)); err != nil {
+		a.log.Warn("announce provider change; other instances resync within a minute", "provider", p.ID, "err", err)
+	}
+}
+
+func (a *App) reconcileWebhooks() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.hooks.Reconcile(ctx); err != nil {
+		a.log.Warn("reconcile webhook dispatchers; retried at the next resync", "err", err)
+	}
+}
+
+// natsAuth checks provider credentials on the embedded broker against the
+// registry; until the registry exists, nobody but rydes itself gets in.
+type natsAuth struct {
+	reg *atomic.Pointer[registry.Registry]
+}
+
+func (n natsAuth) CheckNATSPassword(ctx context.Context, user, password string) (bool, error) {
+	reg := n.reg.Load()
+	if reg == nil {
+		return false, nil
+	}
+	return reg.CheckNATSPassword(ctx, user, password)
+}
+
+// queues adapts the bus to the registry's view of provider queues.
+type queues struct{ b *bus.Bus }
+
+func (q queues) EnsureProviderQueue(ctx context.Context, provider string) error {
+	return q.b.EnsureProviderQueue(ctx, provider)
+}
+
+func (q queues) DeleteProviderQueue(ctx context.Context, provider string) error {
+	return q.b.DeleteProviderQueue(ctx, provider)
+}
+
+func (q queues) QueueInfo(ctx context.Context, provider string) (registry.QueueInfo, error) {
+	qi, err := q.b.QueueInfo(ctx, provider)
+	return registry.QueueInfo{Pending: qi.Pending, InFlight: qi.InFlight, Oldest: qi.Oldest}, err
+}
+
+func (q queues) Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest, dedupeID string) error {
+	return q.b.Redispatch(ctx, provider, req, dedupeID)
+}
+
+// GeneratedAdminKey returns the admin key this start made, to be shown once;
+// "" if the key was configured or made by an earlier start.
+func (a *App) GeneratedAdminKey() string { return a.generatedAdminKey }
+
+// Registry returns the provider registry, for tests and tools in this module.
+func (a *App) Registry() *registry.Registry { return a.reg }
 
 // gather stages a batch of answers from the answers stream.
 func (a *App) gather(ctx context.Context, batch []bus.Inbound) error {
@@ -283,13 +400,13 @@ func (a *App) close() error {
 		// acknowledged, so closing loses nothing.
 		a.nc.Close()
 	}
+	if a.nats != nil {
+		a.nats.Shutdown()
+	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
-	}
-	if a.nats != nil {
-		a.nats.Shutdown()
 	}
 	return errors.Join(errs...)
 }
