@@ -2,17 +2,25 @@
 // requests for quotes over NATS.
 //
 // rydes gives every provider its own durable queue. A provider service
-// creates a Provider with its id and a NATS connection (with the
-// credentials rydes issued it) and calls Run with a Handler; Run takes the
-// requests from the queue, calls the handler for each, publishes its quote
-// or decline to rydes and only then acknowledges the request, so a request
-// is never lost: if the service dies mid-way, the request comes back.
+// connects with the credentials rydes issued it (Connect), creates a
+// Provider with its id and calls Run with a Handler; Run takes the requests
+// from the queue, calls the handler for each, publishes its quote or
+// decline to rydes and only then acknowledges the request, so a request is
+// never lost: if the service dies mid-way, or the broker restarts, the
+// request comes back.
 //
+//	nc, err := provider.Connect("nats://rydes.example.com:4222", "unicorn-express", os.Getenv("RYDES_NATS_PASSWORD"))
+//	...
+//	defer nc.Close()
 //	p, err := provider.New(provider.Config{Conn: nc, ID: "unicorn-express"})
 //	...
 //	err = p.Run(ctx, func(ctx context.Context, req rydes.ProviderRequest) (provider.Reply, error) {
 //		return provider.Quote(rydes.Price{Amount: "45.50", Currency: "EUR"}, provider.WithETA(5*time.Minute)), nil
 //	})
+//
+// The broker lets a provider do exactly this and nothing else: pull from
+// its own queue, publish its own answers, and receive replies on its own
+// inbox prefix (InboxPrefix), which Connect sets.
 //
 // The package depends on nothing internal to rydes, so partners can use it.
 package provider
@@ -126,6 +134,10 @@ type Provider struct {
 	cfg Config
 	js  jetstream.JetStream
 	log *slog.Logger
+
+	// testHookReattach, if set, is called before the queue is looked up
+	// again after consuming stopped on its own.
+	testHookReattach func()
 }
 
 // New returns a Provider. It does no I/O; Run checks the queue exists.
@@ -165,61 +177,121 @@ func (p *Provider) ID() string { return p.cfg.ID }
 // context that Run's ctx does not cancel; it ends at the request's
 // deadline.
 //
+// Run carries on across a restart of the broker or a lost connection, as
+// long as the connection reconnects (Connect's does): it takes requests
+// again once the broker is back. An answer or an ack that could not be
+// sent meanwhile is not lost: the request is delivered again and answered
+// again, and rydes keeps one answer.
+//
 // The queue must exist: rydes creates it when the provider is added. Run
-// returns an error wrapping jetstream.ErrConsumerNotFound if it does not,
-// and an error if consuming stops on its own (the queue was deleted, the
-// connection closed).
+// returns an error wrapping jetstream.ErrConsumerNotFound if it does not or
+// once it was deleted (the provider was removed), and an error if the
+// connection closed (e.g. its credentials were revoked).
 func (p *Provider) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return fmt.Errorf("provider %s: run: a handler is required", p.cfg.ID)
 	}
 	queue := queuePrefix + p.cfg.ID
 	cons, err := p.js.Consumer(ctx, dispatchStream, queue)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return fmt.Errorf("provider %s: no queue %s on stream %s; rydes creates it when the provider is added: %w", p.cfg.ID, queue, dispatchStream, err)
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return fmt.Errorf("provider %s: stream %s not found; is rydes running on this NATS? %w", p.cfg.ID, dispatchStream, err)
-	case err != nil:
-		return fmt.Errorf("provider %s: look up queue %s: %w", p.cfg.ID, queue, err)
+	if err != nil {
+		return p.lookupError(queue, err)
 	}
-	ackWait := cons.CachedInfo().Config.AckWait
-	if ackWait <= 0 {
-		ackWait = defaultAckWait
+	if opts := p.cfg.Conn.Opts; opts.User == p.cfg.ID && opts.InboxPrefix != InboxPrefix(p.cfg.ID) {
+		p.log.Warn("the connection's inbox prefix is not the provider's: rydes's broker will refuse its subscriptions; connect with provider.Connect or nats.CustomInboxPrefix",
+			"inbox_prefix", opts.InboxPrefix, "want", InboxPrefix(p.cfg.ID))
 	}
 
-	var (
-		slots    = make(chan struct{}, p.cfg.Concurrency)
-		stopping = make(chan struct{})
-		mu       sync.Mutex
-		stopped  bool
-		inflight sync.WaitGroup
-	)
-	// Handlers must outlive Run's ctx so that stopping is graceful.
-	hctx := context.WithoutCancel(ctx)
+	r := &runner{
+		p:     p,
+		h:     h,
+		slots: make(chan struct{}, p.cfg.Concurrency),
+		// Handlers must outlive Run's ctx so that stopping is graceful.
+		hctx: context.WithoutCancel(ctx),
+	}
+	defer r.stop()
+	wait := reattachMinWait
+	for {
+		started := time.Now()
+		if err := r.consume(ctx, cons, queue); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Consuming stopped on its own: find out why, and start again if
+		// the queue is still there. Back off if it keeps stopping at once.
+		if time.Since(started) > 2*reattachMaxWait {
+			wait = reattachMinWait
+		}
+		cons, err = p.reattach(ctx, queue, wait)
+		if err != nil {
+			return err
+		}
+		if cons == nil {
+			return nil // ctx ended
+		}
+		wait = min(2*wait, reattachMaxWait)
+		p.log.Info("consuming again", "queue", queue)
+	}
+}
+
+// Pulling from the queue.
+const (
+	// pullExpiry is how long one pull request waits on the server.
+	pullExpiry = 10 * time.Second
+	// pullHeartbeat is how often the server tells an idle pull it is alive;
+	// two missed heartbeats make the SDK pull again.
+	pullHeartbeat = 2 * time.Second
+	// reattachMinWait and reattachMaxWait bound the wait between two
+	// attempts to look the queue up again after consuming stopped.
+	reattachMinWait = 100 * time.Millisecond
+	reattachMaxWait = 5 * time.Second
+)
+
+// runner is one Run: the handlers it started and the slots they hold.
+type runner struct {
+	p     *Provider
+	h     Handler
+	slots chan struct{}
+	hctx  context.Context
+
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup
+}
+
+// consume takes requests from cons until ctx is done, and then returns nil
+// once it stopped taking them, or until consuming stopped on its own, and
+// then returns nil too; ctx tells the two apart. It returns an error only if
+// it could not start.
+func (r *runner) consume(ctx context.Context, cons jetstream.Consumer, queue string) error {
+	p := r.p
+	stopping := make(chan struct{})
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
-		case slots <- struct{}{}:
+		case r.slots <- struct{}{}:
 		case <-stopping:
 			p.nak(m, 0) // not started: hand it back at once
 			return
 		}
-		mu.Lock()
-		if stopped {
-			mu.Unlock()
-			<-slots
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			<-r.slots
 			p.nak(m, 0)
 			return
 		}
-		inflight.Add(1)
-		mu.Unlock()
+		r.inflight.Add(1)
+		r.mu.Unlock()
 		go func() {
-			defer inflight.Done()
-			defer func() { <-slots }()
-			p.handle(hctx, h, m, ackWait/3)
+			defer r.inflight.Done()
+			defer func() { <-r.slots }()
+			p.handle(r.hctx, r.h, m, ackWaitOf(cons)/3)
 		}()
 	},
 		jetstream.PullMaxMessages(p.cfg.Concurrency),
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			p.log.Warn("consume", "queue", queue, "err", err)
 		}),
@@ -228,21 +300,79 @@ func (p *Provider) Run(ctx context.Context, h Handler) error {
 		return fmt.Errorf("provider %s: consume %s: %w", p.cfg.ID, queue, err)
 	}
 	closed := cc.Closed()
-
-	var runErr error
 	select {
 	case <-ctx.Done():
+		close(stopping)
+		cc.Drain()
+		<-closed
 	case <-closed:
-		runErr = fmt.Errorf("provider %s: consuming %s stopped (queue deleted or connection closed)", p.cfg.ID, queue)
+		close(stopping)
+		p.log.Warn("consuming stopped", "queue", queue)
 	}
-	close(stopping)
-	cc.Drain()
-	<-closed
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
-	inflight.Wait()
-	return runErr
+	return nil
+}
+
+// stop makes the runner refuse new requests and waits for the handlers in
+// flight.
+func (r *runner) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.inflight.Wait()
+}
+
+// ackWaitOf returns how long the queue waits for an ack.
+func ackWaitOf(cons jetstream.Consumer) time.Duration {
+	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+		return info.Config.AckWait
+	}
+	return defaultAckWait
+}
+
+// reattach waits, then looks the queue up again after consuming stopped on
+// its own, until it is found (it returns it), it is gone or the connection
+// closed (an error), or ctx is done (nil, nil). Lookups that fail for a
+// transient reason (the broker restarting, a lost connection) are retried,
+// waiting twice as long each time up to reattachMaxWait.
+func (p *Provider) reattach(ctx context.Context, queue string, wait time.Duration) (jetstream.Consumer, error) {
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil
+		case <-t.C:
+		}
+		if p.testHookReattach != nil {
+			p.testHookReattach()
+		}
+		if p.cfg.Conn.IsClosed() {
+			return nil, fmt.Errorf("provider %s: consuming %s stopped: %w", p.cfg.ID, queue, nats.ErrConnectionClosed)
+		}
+		cons, err := p.js.Consumer(ctx, dispatchStream, queue)
+		switch {
+		case err == nil:
+			return cons, nil
+		case ctx.Err() != nil:
+			return nil, nil
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, p.lookupError(queue, err)
+		}
+		wait = min(2*wait, reattachMaxWait)
+		p.log.Warn("looking up the queue failed; retrying", "queue", queue, "retry_in", wait, "err", err)
+	}
+}
+
+// lookupError explains why looking up the provider's queue failed.
+func (p *Provider) lookupError(queue string, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return fmt.Errorf("provider %s: no queue %s on stream %s; rydes creates it when the provider is added and deletes it when it is removed: %w", p.cfg.ID, queue, dispatchStream, err)
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("provider %s: stream %s not found; is rydes running on this NATS? %w", p.cfg.ID, dispatchStream, err)
+	default:
+		return fmt.Errorf("provider %s: look up queue %s: %w", p.cfg.ID, queue, err)
+	}
 }
 
 // handle answers one request and settles it: ack once the answer is

@@ -17,6 +17,11 @@
 //
 // Every publication carries a Nats-Msg-Id, so re-publishing within the
 // streams' duplicate window stores nothing twice.
+//
+// The embedded server can authenticate providers (EmbeddedConfig.Providers):
+// each then connects with its own credentials and may only pull from its
+// own queue, publish its own answers and read its own inbox
+// (ProviderPermissions); rydes's own connections use an internal user.
 package bus
 
 import (
@@ -445,6 +450,78 @@ func (b *Bus) QueueDepth(ctx context.Context, provider string) (pending, ackPend
 	}
 	info := c.CachedInfo()
 	return int(info.NumPending), info.NumAckPending, nil
+}
+
+// QueueInfo is the state of one provider's queue.
+type QueueInfo struct {
+	// Pending is how many requests wait, not yet delivered.
+	Pending int
+	// InFlight is how many were delivered and not yet acknowledged.
+	InFlight int
+	// Oldest is when JetStream stored the oldest request still in the
+	// queue, delivered or not (not acknowledged yet); zero if none.
+	Oldest time.Time
+}
+
+// QueueInfo describes provider's queue. It fails with ENOTFOUND if the
+// provider has no queue.
+func (b *Bus) QueueInfo(ctx context.Context, provider string) (QueueInfo, error) {
+	if err := rydes.ValidateProviderID(provider); err != nil {
+		return QueueInfo{}, fmt.Errorf("queue info of provider %q: %w", provider, err)
+	}
+	c, err := b.dispatch.Consumer(ctx, ProviderQueue(provider))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return QueueInfo{}, rydes.Errorf(rydes.ENOTFOUND, "provider %s has no queue", provider)
+	}
+	if err != nil {
+		return QueueInfo{}, fmt.Errorf("queue info of provider %s: %w", provider, err)
+	}
+	info := c.CachedInfo()
+	qi := QueueInfo{Pending: int(info.NumPending), InFlight: info.NumAckPending}
+	if qi.Pending == 0 && qi.InFlight == 0 {
+		return qi, nil
+	}
+	// DispatchStream is a work queue: a request leaves it when acked, so
+	// the first message on the provider's subject is the oldest unacked.
+	m, err := b.dispatch.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(DispatchSubject(provider)))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		// Acked between the two calls.
+	case err != nil:
+		return QueueInfo{}, fmt.Errorf("queue info of provider %s: oldest request: %w", provider, err)
+	default:
+		qi.Oldest = m.Time.UTC()
+	}
+	return qi, nil
+}
+
+// Redispatch puts req on provider's queue again, as Publish does a
+// dispatch, with dedupeID as its Nats-Msg-Id: a second Redispatch with the
+// same id within DuplicateWindow stores nothing. It returns once JetStream
+// stored the request (or recognised the duplicate).
+func (b *Bus) Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest, dedupeID string) error {
+	if err := rydes.ValidateProviderID(provider); err != nil {
+		return fmt.Errorf("redispatch to provider %q: %w", provider, err)
+	}
+	if dedupeID == "" {
+		return fmt.Errorf("redispatch to provider %s: a dedupe id is required", provider)
+	}
+	if err := b.enter(); err != nil {
+		return fmt.Errorf("redispatch to provider %s: %w", provider, err)
+	}
+	defer b.wg.Done()
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("redispatch to provider %s: encode: %w", provider, err)
+	}
+	nm := nats.NewMsg(DispatchSubject(provider))
+	nm.Data = body
+	nm.Header.Set(jetstream.MsgIDHeader, dedupeID)
+	nm.Header.Set(HeaderRFQID, req.RFQID)
+	if _, err := b.js.PublishMsg(ctx, nm); err != nil {
+		return fmt.Errorf("redispatch %s to provider %s: %w", req.RFQID, provider, err)
+	}
+	return nil
 }
 
 // Inbound is one answer taken from AnswersStream.

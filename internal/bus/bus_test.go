@@ -71,6 +71,17 @@ func (bb *bundle) gather(t testing.TB, h GatherFunc, opts GatherOptions) (stop f
 	return stop
 }
 
+// waitQueueDepth waits until provider's queue has pending requests waiting
+// and ackPending delivered but not acked.
+func (bb *bundle) waitQueueDepth(t testing.TB, provider string, pending, ackPending int) {
+	t.Helper()
+	rydestest.WaitFor(t, "the depth of "+provider+"'s queue", func() bool {
+		p, a, err := bb.bus.QueueDepth(rydestest.Context(t), provider)
+		require.NoError(t, err)
+		return p == pending && a == ackPending
+	})
+}
+
 func (bb *bundle) streamMsgs(t testing.TB, name string) uint64 {
 	t.Helper()
 	s, err := bb.js.Stream(rydestest.Context(t), name)
@@ -204,10 +215,9 @@ func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 	d := dispatchMsg(1, rfq1, "p1")
 	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d}))
 
-	pending, ackPending, err := bb.bus.QueueDepth(ctx, "p1")
-	require.NoError(t, err)
-	require.Equal(t, [2]int{1, 0}, [2]int{pending, ackPending})
-	pending, ackPending, err = bb.bus.QueueDepth(ctx, "p2")
+	// The consumer counts a stored message a moment after the PubAck.
+	bb.waitQueueDepth(t, "p1", 1, 0)
+	pending, ackPending, err := bb.bus.QueueDepth(ctx, "p2")
 	require.NoError(t, err)
 	require.Equal(t, [2]int{0, 0}, [2]int{pending, ackPending})
 	_, _, err = bb.bus.QueueDepth(ctx, "p3")
@@ -230,9 +240,7 @@ func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 	require.NoError(t, json.Unmarshal(m.Data(), &req))
 	require.Equal(t, d.Dispatch.Request, req)
 
-	pending, ackPending, err = bb.bus.QueueDepth(ctx, "p1")
-	require.NoError(t, err)
-	require.Equal(t, [2]int{0, 1}, [2]int{pending, ackPending})
+	bb.waitQueueDepth(t, "p1", 0, 1)
 	require.NoError(t, m.DoubleAck(ctx))
 	require.EqualValues(t, 0, bb.streamMsgs(t, DispatchStream), "an acked request leaves the work queue")
 }

@@ -27,6 +27,19 @@ type EmbeddedConfig struct {
 	SyncAlways bool
 	// Logger receives the server's logs. Nil discards them.
 	Logger *slog.Logger
+
+	// Providers, when set, turns authentication on: a client must connect
+	// either as the internal user, with every permission, or as a provider
+	// whose credentials Providers accepts, with ProviderPermissions of its
+	// id; anyone else is refused. Nil leaves the server open to every
+	// client, with every permission.
+	Providers ProviderAuthenticator
+	// InternalUser and InternalPassword are the credentials of rydes's own
+	// connections when Providers is set; Connect uses them. The user
+	// defaults to DefaultInternalUser, the password to a random one, new in
+	// every process. The user must not be a valid provider id.
+	InternalUser     string
+	InternalPassword string
 }
 
 // defaultReadyTimeout bounds the server's start when ctx has no deadline.
@@ -36,6 +49,8 @@ const defaultReadyTimeout = 30 * time.Second
 type Embedded struct {
 	srv    *server.Server
 	listen bool
+	auth   *authenticator // nil when clients are not authenticated
+	log    *slog.Logger
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process and
@@ -56,6 +71,15 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		SyncAlways: cfg.SyncAlways,
 		NoSigs:     true,
 		// Nothing else listens: no monitoring, cluster, gateway or leaf port.
+	}
+	var auth *authenticator
+	if cfg.Providers != nil {
+		var err error
+		auth, err = newAuthenticator(cfg, logger.With("component", "nats-auth"))
+		if err != nil {
+			return nil, fmt.Errorf("start embedded nats: %w", err)
+		}
+		opts.CustomClientAuthentication = auth
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
@@ -104,7 +128,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		return nil, fmt.Errorf("start embedded nats: %s", msg)
 	}
-	return &Embedded{srv: srv, listen: !opts.DontListen}, nil
+	return &Embedded{srv: srv, listen: !opts.DontListen, auth: auth, log: logger}, nil
 }
 
 // ClientURL returns the URL TCP clients connect to, or "" when the server
@@ -117,14 +141,64 @@ func (e *Embedded) ClientURL() string {
 }
 
 // Connect returns a client connection to the server that does not go
-// through the network, whether or not the server listens.
+// through the network, whether or not the server listens. When clients are
+// authenticated, it connects as the internal user unless opts say
+// otherwise.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	// The URL is never dialled: InProcessServer supplies the connection.
-	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(e.srv)}, opts...)...)
+	all := []nats.Option{nats.InProcessServer(e.srv)}
+	if e.auth != nil {
+		all = append(all, nats.UserInfo(e.auth.internalUser, e.auth.internalPassword))
+	}
+	nc, err := nats.Connect("", append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
 	return nc, nil
+}
+
+// DisconnectUser closes every client connection of user and returns how
+// many it closed. Call it once user's credentials changed (rotated) or are
+// gone (the provider was deleted): a connection that was being
+// authenticated meanwhile is refused, and the client must reconnect with
+// credentials that are valid now. The internal user's connections, rydes's
+// own, are never closed this way.
+func (e *Embedded) DisconnectUser(user string) int {
+	if user == "" || (e.auth != nil && user == e.auth.internalUser) {
+		return 0
+	}
+	if e.auth != nil {
+		e.auth.revoke(user)
+	}
+	// Collect first: a closed connection may stay listed for a moment.
+	var ids []uint64
+	for offset := 0; ; {
+		cz, err := e.srv.Connz(&server.ConnzOptions{User: user, Offset: offset, Limit: server.DefaultConnListSize})
+		if err != nil {
+			e.log.Error("nats: list connections to close", "user", user, "err", err)
+			break
+		}
+		for _, ci := range cz.Conns {
+			ids = append(ids, ci.Cid)
+		}
+		if len(cz.Conns) < server.DefaultConnListSize {
+			break
+		}
+		offset += len(cz.Conns)
+	}
+	closed := 0
+	for _, id := range ids {
+		if err := e.srv.DisconnectClientByID(id); err != nil {
+			// Gone already: it closed by itself meanwhile.
+			e.log.Debug("nats: close connection", "user", user, "cid", id, "err", err)
+			continue
+		}
+		closed++
+	}
+	if closed > 0 {
+		e.log.Info("nats: closed the connections of a user", "user", user, "connections", closed)
+	}
+	return closed
 }
 
 // Server returns the underlying server, for diagnostics.

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/bus"
+	"github.com/wildrydes/rydes/internal/rydestest"
+	"github.com/wildrydes/rydes/internal/store"
+	"github.com/wildrydes/rydes/provider"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := parseConfig([]string{"-provider", "p1", "-base-fare", "12.5"}, env(map[string]string{
+		"RYDES_NATS_URL": "nats://127.0.0.1:4223", "RYDES_NATS_PASSWORD": "pw",
+		"RYDES_PROVIDER_ID": "ignored", "RYDES_MAX_PASSENGERS": "6",
+	}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "nats://127.0.0.1:4223", cfg.NATSURL)
+	require.Equal(t, "p1", cfg.ID, "a flag wins over the environment")
+	require.Equal(t, "pw", cfg.Password)
+	require.Equal(t, rule{BaseFareCents: 1250, PerPassengerCents: 500, Currency: "EUR", MaxPassengers: 6, ETA: 5 * time.Minute}, cfg.Rule)
+
+	full := map[string]string{"RYDES_NATS_URL": "nats://x", "RYDES_PROVIDER_ID": "p1", "RYDES_NATS_PASSWORD": "pw"}
+	for _, tc := range []struct {
+		args []string
+		drop string
+		want string
+	}{
+		{nil, "RYDES_NATS_URL", "-nats-url"},
+		{nil, "RYDES_PROVIDER_ID", "-provider"},
+		{nil, "RYDES_NATS_PASSWORD", "RYDES_NATS_PASSWORD"},
+		{[]string{"-base-fare", "1.234"}, "", "-base-fare"},
+		{[]string{"-per-passenger", "-1"}, "", "-per-passenger"},
+		{[]string{"-currency", "XYZ"}, "", "-currency"},
+		{[]string{"-max-passengers", "0"}, "", "-max-passengers"},
+	} {
+		e := map[string]string{}
+		for k, v := range full {
+			if k != tc.drop {
+				e[k] = v
+			}
+		}
+		_, err := parseConfig(tc.args, env(e), io.Discard)
+		require.ErrorContains(t, err, tc.want)
+	}
+	_, err = parseConfig([]string{"-h"}, env(full), io.Discard)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	_, err = parseConfig(nil, env(map[string]string{"RYDES_NATS_URL": "nats://x", "RYDES_PROVIDER_ID": "p1", "RYDES_NATS_PASSWORD": "pw", "RYDES_ETA": "soon"}), io.Discard)
+	require.ErrorContains(t, err, "RYDES_ETA")
+}
+
+func TestRule(t *testing.T) {
+	r := rule{BaseFareCents: 2000, PerPassengerCents: 550, Currency: "EUR", MaxPassengers: 4, ETA: time.Minute}
+	quote := func(amount string) provider.Reply {
+		return provider.Quote(rydes.Price{Amount: amount, Currency: "EUR"}, provider.WithETA(time.Minute))
+	}
+	for _, tc := range []struct {
+		req  rydes.ProviderRequest
+		want provider.Reply
+	}{
+		{rydes.ProviderRequest{From: "Castle", To: "Rainbow"}, quote("20.00")},
+		{rydes.ProviderRequest{From: "Castle", To: "Rainbow", Passengers: 1}, quote("20.00")},
+		{rydes.ProviderRequest{From: "Castle", To: "Rainbow", Passengers: 4}, quote("36.50")},
+		{rydes.ProviderRequest{From: "Castle", To: "Rainbow", Passengers: 5}, provider.Decline("our cars take at most 4 passengers")},
+		{rydes.ProviderRequest{From: "Castle", To: " castle "}, provider.Decline("pickup and destination are the same place")},
+	} {
+		require.Equal(t, tc.want, r.answer(tc.req), "%+v", tc.req)
+	}
+}
+
+type passwords map[string]string
+
+func (p passwords) CheckNATSPassword(_ context.Context, user, password string) (bool, error) {
+	want, ok := p[user]
+	return ok && want == password, nil
+}
+
+// TestServe runs the example against an embedded rydes broker that
+// authenticates providers: it quotes one request and declines another.
+func TestServe(t *testing.T) {
+	ctx := rydestest.Context(t)
+	emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{
+		StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Providers: passwords{"unicorn-express": "pw"}, Logger: rydestest.Logger(t),
+	})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	b, err := bus.New(ctx, nc, bus.Config{Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, b.EnsureProviderQueue(ctx, "unicorn-express"))
+
+	cfg, err := parseConfig([]string{"-nats-url", emb.ClientURL(), "-provider", "unicorn-express", "-log-level", "debug"},
+		env(map[string]string{"RYDES_NATS_PASSWORD": "pw"}), io.Discard)
+	require.NoError(t, err)
+	cfg.Logger = rydestest.Logger(t)
+	ready := make(chan struct{})
+	cfg.ready = func() { close(ready) }
+	serveCtx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- serve(serveCtx, cfg) }()
+	select {
+	case <-ready:
+	case err := <-served:
+		t.Fatalf("serve: %v", err)
+	}
+
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	reqs := []rydes.ProviderRequest{
+		{RFQID: rydes.NewID(), From: "Castle", To: "Rainbow", Passengers: 2, CreatedAt: now, Deadline: now.Add(time.Hour)},
+		{RFQID: rydes.NewID(), From: "Castle", To: "Rainbow", Passengers: 9, CreatedAt: now, Deadline: now.Add(time.Hour)},
+	}
+	for i, req := range reqs {
+		require.NoError(t, b.Publish(ctx, []store.OutboxMessage{{
+			ID: int64(i + 1), Kind: store.OutboxDispatch, CreatedAt: now,
+			Dispatch: &store.Dispatch{Provider: "unicorn-express", Request: req},
+		}}))
+	}
+
+	answers := make(chan bus.Inbound, 2)
+	gctx, stopGather := context.WithCancel(ctx)
+	gathered := make(chan error, 1)
+	go func() {
+		gathered <- b.Gather(gctx, func(_ context.Context, batch []bus.Inbound) error {
+			for _, in := range batch {
+				answers <- in
+			}
+			return nil
+		}, bus.GatherOptions{})
+	}()
+	got := map[string]rydes.Answer{}
+	for range reqs {
+		select {
+		case in := <-answers:
+			require.NoError(t, in.Err)
+			got[in.Answer.RFQID] = in.Answer
+		case <-ctx.Done():
+			t.Fatal("timed out waiting for answers")
+		}
+	}
+	require.Equal(t, rydes.AnswerQuote, got[reqs[0].RFQID].Kind)
+	require.Equal(t, rydes.Price{Amount: "25.00", Currency: "EUR"}, got[reqs[0].RFQID].Price)
+	require.Equal(t, "unicorn-express", got[reqs[0].RFQID].Provider)
+	require.Equal(t, rydes.AnswerDecline, got[reqs[1].RFQID].Kind)
+
+	stop()
+	require.NoError(t, <-served)
+	stopGather()
+	require.NoError(t, <-gathered)
+}
+
+func TestServeRefused(t *testing.T) {
+	ctx := rydestest.Context(t)
+	emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Providers: passwords{}})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	err = run(ctx, []string{"-nats-url", emb.ClientURL(), "-provider", "p1"}, env(map[string]string{"RYDES_NATS_PASSWORD": "s3cr3t-guess"}), io.Discard)
+	require.ErrorContains(t, err, "refused the credentials")
+	require.False(t, errors.Is(err, flag.ErrHelp))
+	require.NotContains(t, err.Error(), "s3cr3t-guess", "the password is not in the error")
+}
