@@ -109,10 +109,17 @@ func TestSupervisorFollowsTheRegistry(t *testing.T) {
 		t.Fatal("the removed provider's dispatcher did not stop")
 	}
 	h.dispatch(t, "w3", inAnHour())
-	pending, ackPending, err := h.bus.QueueDepth(t.Context(), "w3")
-	require.NoError(t, err)
-	require.Equal(t, 1, pending, "nobody consumes the removed provider's queue")
-	require.Zero(t, ackPending)
+	// JetStream counts a stored message on the consumer a moment after the
+	// PubAck, so wait for the count rather than read it once.
+	var ackPending int
+	rydestest.WaitFor(t, "the dispatch to be counted on w3's queue", func() bool {
+		var pending int
+		var err error
+		pending, ackPending, err = h.bus.QueueDepth(t.Context(), "w3")
+		require.NoError(t, err)
+		return pending == 1
+	})
+	require.Zero(t, ackPending, "nobody consumes the removed provider's queue")
 
 	// Stopping stops every dispatcher.
 	require.NoError(t, stop())
