@@ -253,6 +253,38 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Customer is a customer app or account with its own API key: it sees and
+// cancels only its own requests.
+type Customer struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Validate checks a customer's own fields. Customer ids follow the rules of
+// provider ids.
+func (c Customer) Validate() error {
+	if err := ValidateProviderID(c.ID); err != nil {
+		return &Error{Code: EINVALID, Field: "id", Message: err.(*Error).Message}
+	}
+	return validateText("name", c.Name, MaxProviderNameLen)
+}
+
+// Notification is one attempt to deliver an RFQ's final state to its
+// notify_url.
+type Notification struct {
+	RFQID string    `json:"rfq_id"`
+	Event EventType `json:"event"` // complete, expired or cancelled
+	// Attempt numbers the attempts for this RFQ and event from 1.
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	// Status is the receiver's HTTP status, 0 if none came back.
+	Status int `json:"status,omitzero"`
+	// Error says why the attempt failed; empty when it was accepted (2xx).
+	Error     string `json:"error,omitempty"`
+	Delivered bool   `json:"delivered"`
+}
+
 // DeadLetter is a delivery to a webhook provider that exhausted its retries.
 type DeadLetter struct {
 	ID       int64  `json:"id"`

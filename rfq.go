@@ -68,6 +68,16 @@ type RFQ struct {
 	CreatedAt  time.Time         `json:"created_at"`
 	Deadline   time.Time         `json:"deadline"`
 	ClosedAt   time.Time         `json:"closed_at,omitzero"`
+	// Seq is the seq of the RFQ's latest event: it grows with every change
+	// of status, roster or quotes, so it versions the RFQ (ETag) and tells a
+	// watcher where it is.
+	Seq int64 `json:"seq"`
+	// NotifyURL is where rydes POSTs the final RFQ when it completes,
+	// expires or is cancelled; empty for none.
+	NotifyURL string `json:"notify_url,omitempty"`
+	// NotifySecret signs those notifications (Standard Webhooks). It is
+	// shown only in the answer to the request that created the RFQ.
+	NotifySecret string `json:"notify_secret,omitempty"`
 
 	// Providers is the roster: one entry per provider asked, fixed at creation.
 	Providers []RosterEntry `json:"providers"`
@@ -103,6 +113,7 @@ type RFQRequest struct {
 	PickupAt   time.Time // zero when not given (as soon as possible)
 	Attributes map[string]string
 	Timeout    time.Duration // 0 for the default
+	NotifyURL  string        // where to POST the final RFQ; "" for none
 }
 
 // Limits bounds what a request may ask for.
@@ -162,6 +173,11 @@ func (r RFQRequest) Validate(l Limits) error {
 			return FieldErrorf("attributes."+k, "must be valid text of at most %d bytes without control characters", MaxTextLen)
 		}
 	}
+	if r.NotifyURL != "" {
+		if err := ValidateWebhookURL(r.NotifyURL); err != nil {
+			return &Error{Code: EINVALID, Field: "notify_url", Message: err.(*Error).Message}
+		}
+	}
 	if r.Timeout != 0 && (r.Timeout < MinTimeout || r.Timeout > l.MaxTimeout) {
 		return FieldErrorf("timeout", "must be between %s and %s", MinTimeout, l.MaxTimeout)
 	}
@@ -192,6 +208,8 @@ func NewRFQ(id string, req RFQRequest, asked []string, now time.Time, l Limits) 
 		Attributes: req.Attributes,
 		CreatedAt:  now,
 		Deadline:   now.Add(timeout),
+		Seq:        1,
+		NotifyURL:  req.NotifyURL,
 		Providers:  make([]RosterEntry, len(asked)),
 		Quotes:     []Quote{},
 	}

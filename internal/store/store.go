@@ -79,6 +79,33 @@ type Store interface {
 	// there is none.
 	MarkDeadLetterReplayed(ctx context.Context, id int64, at time.Time) error
 
+	// NotifyTarget returns where and with which secret an RFQ's final state
+	// is to be POSTed ("" URL if nowhere). ENOTFOUND if there is no RFQ.
+	NotifyTarget(ctx context.Context, rfqID string) (url, secret string, err error)
+	// RecordNotification appends one delivery attempt to an RFQ's
+	// notification log; Attempt is set by the store (1, 2, ... per RFQ and
+	// event) and returned.
+	RecordNotification(ctx context.Context, n rydes.Notification) (rydes.Notification, error)
+	// ListNotifications returns an RFQ's notification log, oldest first.
+	ListNotifications(ctx context.Context, rfqID string) ([]rydes.Notification, error)
+	// NotificationDelivered reports whether a delivery of the RFQ's event was
+	// accepted already (so a redelivered message is not sent twice).
+	NotificationDelivered(ctx context.Context, rfqID string, event rydes.EventType) (bool, error)
+
+	// CreateCustomer registers a customer with the hash of its API key.
+	// ECONFLICT if the id exists.
+	CreateCustomer(ctx context.Context, p CreateCustomerParams) (rydes.Customer, error)
+	// ListCustomers returns the customers ordered by id.
+	ListCustomers(ctx context.Context) ([]rydes.Customer, error)
+	// DeleteCustomer removes a customer (its key stops working; its RFQs
+	// stay). ENOTFOUND if there is none.
+	DeleteCustomer(ctx context.Context, id string) error
+	// SetCustomerKey replaces a customer's API key hash. ENOTFOUND if none.
+	SetCustomerKey(ctx context.Context, id, apiKeyHash string) error
+	// CustomerByAPIKeyHash returns the customer whose key hashes to hash.
+	// ENOTFOUND if none does.
+	CustomerByAPIKeyHash(ctx context.Context, hash string) (rydes.Customer, error)
+
 	// GetSetting returns a named setting's value and whether it is set.
 	GetSetting(ctx context.Context, name string) (string, bool, error)
 	// InitSetting sets a named setting only if it is not set yet and
@@ -87,13 +114,15 @@ type Store interface {
 	// PutSetting sets a named setting, replacing any value.
 	PutSetting(ctx context.Context, name, value string) error
 
-	// CreateRFQ stores a new open RFQ with its roster and, in the same
+	// CreateRFQ stores a new open RFQ with its roster (and its NotifyURL and
+	// NotifySecret, if any) and, in the same
 	// transaction, its outbox messages: one dispatch per asked provider and
 	// the created event (seq 1). It fails with ECONFLICT if the id exists.
 	CreateRFQ(ctx context.Context, p CreateRFQParams) error
-	// GetRFQ returns the RFQ with its roster (in the order asked) and its
-	// quotes (best price first). ENOTFOUND if there is none, or if Customer
-	// is set and the RFQ belongs to another customer.
+	// GetRFQ returns the RFQ with its roster (in the order asked), its
+	// quotes (best price first), its Seq (the seq of its latest event) and
+	// its NotifyURL, never its NotifySecret. ENOTFOUND if there is none, or
+	// if Customer is set and the RFQ belongs to another customer.
 	GetRFQ(ctx context.Context, p GetRFQParams) (rydes.RFQ, error)
 	// CancelRFQ moves an open RFQ to cancelled and emits the cancelled
 	// event. ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ is already final.
@@ -161,6 +190,13 @@ type ProviderSecrets struct {
 	APIKeyHash       string
 	NATSPasswordHash string
 	WebhookSecret    string
+}
+
+// CreateCustomerParams are the parameters of Store.CreateCustomer.
+type CreateCustomerParams struct {
+	Customer   rydes.Customer // CreatedAt is set from Now
+	APIKeyHash string
+	Now        time.Time
 }
 
 // UpdateProviderParams are the parameters of Store.UpdateProvider: nil
