@@ -19,6 +19,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/auth"
 	"github.com/wildrydes/rydes/internal/store"
 )
 
@@ -145,6 +146,10 @@ func (e *Engine) CreateRFQ(ctx context.Context, req rydes.RFQRequest) (rydes.RFQ
 	rfq, err := rydes.NewRFQ(e.newID(), req, asked, e.clock.Now(), e.limits)
 	if err != nil {
 		return rydes.RFQ{}, err
+	}
+	if rfq.NotifyURL != "" {
+		// Signs the completion notification; shown once, in this answer.
+		rfq.NotifySecret = auth.NewWebhookSecret()
 	}
 	if err := e.store.CreateRFQ(ctx, store.CreateRFQParams{RFQ: rfq}); err != nil {
 		return rydes.RFQ{}, fmt.Errorf("create rfq %s: %w", rfq.ID, err)
