@@ -10,6 +10,7 @@ import (
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/app"
+	"github.com/wildrydes/rydes/internal/bus"
 )
 
 // shutdownTimeout bounds how long a stop waits for HTTP requests in flight.
@@ -25,6 +26,9 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "address the HTTP API listens on (port 0 picks a free one)")
 	fs.StringVar(&cfg.DataDir, "data", "./rydes-data", "data directory: the broker's store and the database")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "client address of the embedded broker for provider processes, e.g. 127.0.0.1:4223 (port 0 picks a free one); empty: in-process only")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS broker (another rydes's --nats-listen, or a cluster) instead of the embedded one")
+	fs.StringVar(&cfg.NATSUser, "nats-user", "", "rydes's own NATS user (default "+bus.DefaultInternalUser+")")
+	fs.StringVar(&cfg.NATSPassword, "nats-password", "", "rydes's own NATS password: with --nats-url what it connects with; with the embedded broker what other instances connect with (random if empty)")
 	fs.DurationVar(&cfg.RFQTimeout, "rfq-timeout", rydes.DefaultTimeout, "deadline of a request that names no timeout")
 	fs.DurationVar(&cfg.RFQMaxTimeout, "rfq-max-timeout", rydes.DefaultMaxTimeout, "longest timeout a request may name")
 	fs.BoolVar(&cfg.Demo, "demo", false, "run the simulated provider fleet (and, on loopback, let anyone act as a customer)")

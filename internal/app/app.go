@@ -42,6 +42,16 @@ type Config struct {
 	HTTPAddr   string // address the HTTP API listens on; port 0 picks a free one
 	DataDir    string // holds the broker's store (nats/) and the database (rydes.db)
 	NATSListen string // client address of the embedded broker for provider processes; "" for in-process only
+	// NATSURL, when set, makes rydes use that broker (another rydes's
+	// embedded broker, or a NATS cluster) instead of starting its own; the
+	// data dir then holds only the database.
+	NATSURL string
+	// NATSUser and NATSPassword are rydes's own credentials on the broker:
+	// with NATSURL, what it connects with; with the embedded broker, the
+	// internal user's password other rydes instances connect with (random
+	// per process when empty; the user is bus.DefaultInternalUser).
+	NATSUser     string
+	NATSPassword string
 
 	RFQTimeout    time.Duration // default deadline of a request
 	RFQMaxTimeout time.Duration // longest deadline a request may ask for
@@ -124,19 +134,36 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.nats, err = bus.StartEmbedded(ctx, bus.EmbeddedConfig{
-		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
-		Listen:     cfg.NATSListen,
-		SyncAlways: true,
-		Providers:  natsAuth{&a.authReg},
-		Logger:     a.log.With("component", "nats"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start embedded nats: %w", err)
-	}
-	a.nc, err = a.nats.Connect(nats.Name("rydes"), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	if cfg.NATSURL != "" {
+		opts := []nats.Option{nats.Name("rydes"), nats.MaxReconnects(-1)}
+		if cfg.NATSUser != "" || cfg.NATSPassword != "" {
+			user := cfg.NATSUser
+			if user == "" {
+				user = bus.DefaultInternalUser
+			}
+			opts = append(opts, nats.UserInfo(user, cfg.NATSPassword))
+		}
+		a.nc, err = nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to nats at %s: %w", cfg.NATSURL, err)
+		}
+	} else {
+		a.nats, err = bus.StartEmbedded(ctx, bus.EmbeddedConfig{
+			StoreDir:         filepath.Join(cfg.DataDir, "nats"),
+			Listen:           cfg.NATSListen,
+			SyncAlways:       true,
+			Providers:        natsAuth{&a.authReg},
+			InternalUser:     cfg.NATSUser,
+			InternalPassword: cfg.NATSPassword,
+			Logger:           a.log.With("component", "nats"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded nats: %w", err)
+		}
+		a.nc, err = a.nats.Connect(nats.Name("rydes"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("connect to embedded nats: %w", err)
+		}
 	}
 	a.bus, err = bus.New(ctx, a.nc, bus.Config{Logger: a.log.With("component", "bus")})
 	if err != nil {
@@ -152,7 +179,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		Store: a.store, Queues: queues{a.bus}, Clock: cfg.Clock, Logger: a.log.With("component", "registry"),
 		Hooks: registry.Hooks{
 			Changed:    a.providerChanged,
-			Disconnect: func(user string) { a.nats.DisconnectUser(user) },
+			Disconnect: a.disconnect,
 			Emitted:    a.engine.KickOutbox,
 		},
 	})
@@ -213,13 +240,14 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil
 	})
 	a.ready.Store(true)
-	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.nats.ClientURL(), "demo", cfg.Demo)
+	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.NATSURL(), "demo", cfg.Demo)
 	return a, nil
 }
 
 // registerSimulated makes the simulated providers of this run active with
-// their queues, and pauses simulated providers that this run does not run
-// (a smaller fleet, or no --demo), so that no request waits on them.
+// their queues and, when this process owns the broker, pauses simulated
+// providers that it does not run (a smaller fleet, or no --demo), so that no
+// request waits on them.
 func (a *App) registerSimulated(ctx context.Context) error {
 	now := a.cfg.Clock.Now().UTC()
 	running := map[string]bool{}
@@ -236,6 +264,11 @@ func (a *App) registerSimulated(ctx context.Context) error {
 				return fmt.Errorf("register simulated provider %s: %w", id, err)
 			}
 		}
+	}
+	if a.cfg.NATSURL != "" {
+		// Other instances share this broker and database and may run their
+		// own fleets: pausing what this one does not run would stop theirs.
+		return nil
 	}
 	all, err := a.store.ListProviders(ctx, store.ListProvidersParams{Status: rydes.ProviderActive})
 	if err != nil {
@@ -307,6 +340,14 @@ func (q queues) Redispatch(ctx context.Context, provider string, req rydes.Provi
 	return q.b.Redispatch(ctx, provider, req, dedupeID)
 }
 
+// disconnect closes a provider's connections to the embedded broker. On an
+// external broker the provider's credentials are not rydes's to enforce.
+func (a *App) disconnect(user string) {
+	if a.nats != nil {
+		a.nats.DisconnectUser(user)
+	}
+}
+
 // GeneratedAdminKey returns the admin key this start made, to be shown once;
 // "" if the key was configured or made by an earlier start.
 func (a *App) GeneratedAdminKey() string { return a.generatedAdminKey }
@@ -351,7 +392,12 @@ func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
 
 // NATSURL returns the embedded broker's client URL, or "" when it listens
 // in-process only.
-func (a *App) NATSURL() string { return a.nats.ClientURL() }
+func (a *App) NATSURL() string {
+	if a.nats == nil {
+		return a.cfg.NATSURL
+	}
+	return a.nats.ClientURL()
+}
 
 // Engine returns the engine, for tests and tools in this module.
 func (a *App) Engine() *engine.Engine { return a.engine }
