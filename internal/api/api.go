@@ -14,16 +14,35 @@
 //
 // Three kinds of caller use the API, each with its own routes:
 //
-//   - customers: the RFQ routes and the workshop's routes, open for now;
+//   - customers: the RFQ routes (/v1/rfqs, /v1/rfqs/{id} and its events
+//     and notifications) and the workshop's routes, with the customer's
+//     API key (Authorization: Bearer rydes_ck_…), which says who the
+//     customer is: it creates RFQs in its own name and sees only its own
+//     (another customer's RFQ is 404). The admin key acts there for no
+//     customer: it sees every RFQ, and names the customer of an RFQ it
+//     creates in the body. Without a key, a request from a loopback
+//     address is served as the open demo customer (the body names the
+//     customer, reads see every RFQ) if Config.OpenLoopbackCustomers is
+//     set, and refused otherwise;
 //   - providers: POST /v1/rfqs/{id}/quotes and /declines, with the
 //     provider's API key (Authorization: Bearer rydes_pk_…), which alone
 //     says who answers: no body names a provider;
-//   - administrators: /v1/providers… and /v1/dead-letters…, with the admin
-//     key (Authorization: Bearer …), compared by hash in constant time.
+//   - administrators: /v1/providers…, /v1/customers… and
+//     /v1/dead-letters…, with the admin key (Authorization: Bearer …),
+//     compared by hash in constant time.
 //
 // A missing or wrong key gets 401 with WWW-Authenticate: Bearer, before the
 // request is otherwise looked at. A provider key is not an admin key, nor
-// the other way round.
+// a customer key, nor the other way round.
+//
+// # Watching an RFQ
+//
+// GET /v1/rfqs/{id} carries a strong ETag, "<id>.<seq>", that changes with
+// every event of the RFQ; If-None-Match gets 304 while it matches, and
+// ?wait=20s holds the request until the RFQ changes (or the wait ends), so
+// that polling is cheap. GET /v1/rfqs/{id}/events streams the RFQ's events
+// as server-sent events, resumable with Last-Event-ID. Both rest on
+// Config.Watcher.
 //
 // # Errors
 //
@@ -48,7 +67,11 @@
 // A refused answer's problem also names why in its "reason" member (see
 // Problem.Reason). The HTTP layer adds 404 for an unknown route, 405 for a
 // wrong method (with Allow), 415 for a body that is not application/json
-// and 503 from /healthz while the service is not ready.
+// and 503 from /healthz while the service is not ready, and from the routes
+// whose dependency the server was not given (Config.Watcher for the event
+// stream, Config.Notifications, Config.Customers for their
+// administration). GET /v1/rfqs/{id} answers 304 to a matching
+// If-None-Match.
 package api
 
 import (
@@ -121,6 +144,48 @@ type AnswerService interface {
 	SubmitAnswer(ctx context.Context, provider rydes.Provider, a rydes.Answer, payload []byte) (store.StageResult, error)
 }
 
+// CustomerRegistry is what the API needs to manage customers and to
+// authenticate them; *registry.Customers implements it. Its errors are
+// *rydes.Error values (or wrap one); any other error is an internal error.
+type CustomerRegistry interface {
+	// Create registers a customer (name "" means the id) and returns it
+	// with its API key, shown only now; ECONFLICT if the id is taken.
+	Create(ctx context.Context, id, name string) (rydes.Customer, string, error)
+	// List returns every customer, ordered by id.
+	List(ctx context.Context) ([]rydes.Customer, error)
+	// Delete removes a customer; its key stops working, its RFQs stay.
+	Delete(ctx context.Context, id string) error
+	// Rotate replaces a customer's API key and returns the new one.
+	Rotate(ctx context.Context, id string) (rydes.Customer, string, error)
+	// Authenticate returns the customer an API key belongs to, or an
+	// EUNAUTHORIZED error.
+	Authenticate(ctx context.Context, apiKey string) (rydes.Customer, error)
+}
+
+var _ CustomerRegistry = (*registry.Customers)(nil)
+
+// Watcher follows the events of one RFQ.
+type Watcher interface {
+	// WatchRFQ sends the RFQ's events with Seq > afterSeq, in order, on the
+	// channel it returns, which it closes after the final event or when ctx
+	// ends (or when watching fails: the channel then closes without a
+	// final event).
+	WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error)
+}
+
+// Notifications lists the attempts to deliver RFQs' final states to their
+// notify_url.
+type Notifications interface {
+	// ListNotifications returns the attempts for one RFQ, oldest first.
+	ListNotifications(ctx context.Context, rfqID string) ([]rydes.Notification, error)
+}
+
+// Defaults of Config.MaxWait and Config.Heartbeat.
+const (
+	DefaultMaxWait   = 30 * time.Second
+	DefaultHeartbeat = 15 * time.Second
+)
+
 // DefaultMaxBodyBytes is the largest request body accepted when
 // Config.MaxBodyBytes is not set.
 const DefaultMaxBodyBytes = 64 << 10
@@ -136,6 +201,31 @@ type Config struct {
 	Providers ProviderRegistry
 	// Answers stages the answers providers send.
 	Answers AnswerService
+	// Customers authenticates customer keys and serves the customer
+	// administration routes. Nil accepts no customer key, and the
+	// customer administration routes answer 503.
+	Customers CustomerRegistry
+	// OpenLoopbackCustomers serves customer routes without a key to
+	// requests from a loopback address (127.0.0.0/8, ::1), as the open
+	// demo customer (--demo). Behind a reverse proxy on the same host every
+	// request comes from loopback: leave it off there.
+	OpenLoopbackCustomers bool
+	// Watcher follows RFQs for GET /v1/rfqs/{id}?wait= and the event
+	// stream. Nil makes ?wait= answer at once and the event stream answer
+	// 503.
+	Watcher Watcher
+	// Notifications lists the deliveries to RFQs' notify_url. Nil makes
+	// GET /v1/rfqs/{id}/notifications answer 503.
+	Notifications Notifications
+	// Web serves the web UI (GET /, /providers and /assets/…). Nil leaves
+	// those paths unrouted (404).
+	Web http.Handler
+	// MaxWait bounds ?wait= on GET /v1/rfqs/{id}. Zero or less means
+	// DefaultMaxWait.
+	MaxWait time.Duration
+	// Heartbeat is how often an idle event stream sends a comment, so that
+	// proxies keep it open. Zero or less means DefaultHeartbeat.
+	Heartbeat time.Duration
 	// AdminKeyHash returns the hex SHA-256 of the admin key in force (see
 	// auth.Hash); it is called on every administration request, so the key
 	// can change at run time. "" accepts no key.
@@ -181,8 +271,16 @@ func New(cfg Config) http.Handler {
 		maxBody = DefaultMaxBodyBytes
 	}
 
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	cfg.Logger, cfg.Ready, cfg.Now, cfg.MaxBodyBytes = logger, ready, now, maxBody
+
 	mux := http.NewServeMux()
-	addRoutes(mux, logger, cfg.Service, cfg.Providers, cfg.Answers, cfg.AdminKeyHash, now, ready, maxBody)
+	addRoutes(mux, cfg)
 
 	var h http.Handler = muxProblems(mux, logger)
 	h = recoverPanics(h, logger)

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/auth"
@@ -66,4 +69,65 @@ func requireProvider(logger *slog.Logger, providers ProviderRegistry, next provi
 		}
 		next(w, r, p)
 	})
+}
+
+// customerHandler serves a request to a customer route. customer is the id
+// of the customer whose key the request carries, to which the handler
+// scopes what it does; "" for the admin key and the open demo customer,
+// which act for no customer in particular (the body names it).
+type customerHandler func(w http.ResponseWriter, r *http.Request, customer string)
+
+// requireCustomer serves next to requests that carry a customer's API key
+// (passing the customer's id) or the admin key (passing ""), and, if open,
+// to requests without an Authorization header from a loopback address
+// (passing ""); every other request gets 401. A nil customers accepts no
+// customer key.
+func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHash func() string, open bool, next customerHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := bearerToken(r)
+		if token == "" {
+			// An Authorization header that is not one Bearer token is a
+			// mistake to report, not an absent key.
+			if len(r.Header.Values("Authorization")) == 0 && open && isLoopback(r.RemoteAddr) {
+				next(w, r, "")
+				return
+			}
+			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "a customer API key is required (Authorization: Bearer <API key>)"))
+			return
+		}
+		if adminKeyHash != nil {
+			if hash := adminKeyHash(); hash != "" && auth.Matches(token, hash) {
+				next(w, r, "")
+				return
+			}
+		}
+		if customers == nil {
+			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "unknown or revoked customer API key"))
+			return
+		}
+		c, err := customers.Authenticate(r.Context(), token)
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("authenticate customer: %w", err))
+			return
+		}
+		if c.ID == "" { // a registry bug must not open every RFQ
+			writeError(w, r, logger, errors.New("authenticate customer: the registry returned a customer without id"))
+			return
+		}
+		next(w, r, c.ID)
+	})
+}
+
+// isLoopback reports whether addr, a RemoteAddr ("host:port"), is a
+// loopback address: 127.0.0.0/8 or ::1 (also as an IPv4-mapped address).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return ip.Unmap().IsLoopback()
 }

@@ -22,6 +22,9 @@ type fakeService struct {
 	created int // RFQs actually created
 	lastReq *rydes.RFQRequest
 	lastID  string
+	// notifySecret is what CreateRFQ returns as an RFQ's notify secret
+	// when it has a notify_url.
+	notifySecret string
 	// getHook, if set, answers GetRFQ instead of the store.
 	getHook func(id string) (rydes.RFQ, error)
 }
@@ -47,6 +50,9 @@ func (f *fakeService) CreateRFQ(_ context.Context, req rydes.RFQRequest) (rydes.
 	}
 	f.rfqs[rfq.ID] = rfq
 	f.created++
+	if rfq.NotifyURL != "" {
+		rfq.NotifySecret = f.notifySecret // shown once: not stored
+	}
 	return rfq, nil
 }
 
@@ -80,6 +86,7 @@ func (f *fakeService) CancelRFQ(_ context.Context, id, customer string) (rydes.R
 	}
 	rfq.Status = rydes.StatusCancelled
 	rfq.ClosedAt = f.now
+	rfq.Seq++
 	f.rfqs[id] = rfq
 	return rfq, nil
 }
@@ -100,7 +107,29 @@ func (f *fakeService) addQuote(id, provider, amount string) {
 			rfq.Providers[i].State = rydes.ProviderQuoted
 		}
 	}
+	rfq.Seq++
 	f.rfqs[id] = rfq
+}
+
+// setStatus moves a stored RFQ to status, as its next event.
+func (f *fakeService) setStatus(id string, status rydes.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rfq := f.rfqs[id]
+	rfq.Status = status
+	if status.Final() {
+		rfq.ClosedAt = f.now
+	}
+	rfq.Seq++
+	f.rfqs[id] = rfq
+}
+
+// setNotifySecret makes CreateRFQ return RFQs with a notify_url with secret, as
+// the engine does.
+func (f *fakeService) setNotifySecret(secret string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.notifySecret = secret
 }
 
 func (f *fakeService) callCount(method string) int {

@@ -31,13 +31,14 @@ func FuzzCreateBodies(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seed bool, body []byte) {
 		fake := newFakeService()
-		h := api.New(api.Config{Service: fake, MaxBodyBytes: 4096})
+		h := api.New(api.Config{Service: fake, MaxBodyBytes: 4096, OpenLoopbackCustomers: true})
 		path := "/v1/rfqs"
 		if seed {
 			path = "/submit-instant-ride-rfq"
 		}
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = "127.0.0.1:40000"
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 

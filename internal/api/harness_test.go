@@ -29,31 +29,54 @@ const testAdminKey = "rydes_admin_test-key-0123456789"
 // service, the provider registry and the answer service, with every
 // exchange checked against docs/openapi.yaml.
 type harness struct {
-	srv     *httptest.Server
-	fake    *fakeService
-	reg     *fakeRegistry
-	answers *fakeAnswers
-	v       *apitest.Validator
-	logs    *syncBuffer
+	srv           *httptest.Server
+	fake          *fakeService
+	reg           *fakeRegistry
+	answers       *fakeAnswers
+	customers     *fakeCustomers
+	watcher       *fakeWatcher
+	notifications *fakeNotifications
+	v             *apitest.Validator
+	logs          *syncBuffer
 }
 
+// newHarness starts a harness whose customer routes are open to loopback
+// callers without a key (as with --demo), as the tests' requests are.
 func newHarness(t *testing.T, configure ...func(*api.Config)) *harness {
+	t.Helper()
+	return newWrappedHarness(t, nil, configure...)
+}
+
+// newWrappedHarness is newHarness with the API's handler behind wrap, if
+// not nil: to make requests look as if they came from elsewhere, say.
+func newWrappedHarness(t *testing.T, wrap func(http.Handler) http.Handler, configure ...func(*api.Config)) *harness {
 	t.Helper()
 	h := &harness{fake: newFakeService(), logs: &syncBuffer{}, v: apitest.NewValidator(t, apitest.SpecPath(t))}
 	h.reg = newFakeRegistry(h.fake.now)
 	h.answers = newFakeAnswers(h.fake.now)
+	h.customers = newFakeCustomers(h.fake.now)
+	h.watcher = newFakeWatcher()
+	h.notifications = newFakeNotifications()
 	cfg := api.Config{
-		Service:      h.fake,
-		Providers:    h.reg,
-		Answers:      h.answers,
-		AdminKeyHash: func() string { return auth.Hash(testAdminKey) },
-		Now:          func() time.Time { return h.fake.now },
-		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Service:               h.fake,
+		Providers:             h.reg,
+		Answers:               h.answers,
+		Customers:             h.customers,
+		OpenLoopbackCustomers: true,
+		Watcher:               h.watcher,
+		Notifications:         h.notifications,
+		AdminKeyHash:          func() string { return auth.Hash(testAdminKey) },
+		Now:                   func() time.Time { return h.fake.now },
+		Logger:                slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, c := range configure {
 		c(&cfg)
 	}
-	h.srv = httptest.NewServer(api.New(cfg))
+	handler := api.New(cfg)
+	if wrap != nil {
+		handler = wrap(handler)
+	}
+	h.srv = httptest.NewServer(handler)
 	t.Cleanup(func() {
 		h.srv.Close()
 		if t.Failed() {
@@ -139,6 +162,9 @@ type rfqJSON struct {
 	CreatedAt  string            `json:"created_at"`
 	Deadline   string            `json:"deadline"`
 	ClosedAt   string            `json:"closed_at"`
+	Seq        int64             `json:"seq"`
+	NotifyURL  string            `json:"notify_url"`
+	Secret     string            `json:"notify_secret"`
 	Providers  []struct {
 		Provider string `json:"provider"`
 		State    string `json:"state"`

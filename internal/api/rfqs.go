@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/wildrydes/rydes"
 )
@@ -21,12 +24,18 @@ type createRFQBody struct {
 	PickupAt   *string                    `json:"pickup_at"`
 	Attributes map[string]json.RawMessage `json:"attributes"`
 	Timeout    *string                    `json:"timeout"`
+	NotifyURL  *string                    `json:"notify_url"`
 }
 
 // request checks the body at the edge, required fields first, and returns
-// the request it makes.
-func (b createRFQBody) request() (rydes.RFQRequest, error) {
-	req := rydes.RFQRequest{Customer: b.Customer, From: b.From, To: b.To}
+// the request it makes for customer, the caller's ("" if the body names
+// it).
+func (b createRFQBody) request(customer string) (rydes.RFQRequest, error) {
+	name, err := requestCustomer(b.Customer, customer)
+	if err != nil {
+		return rydes.RFQRequest{}, err
+	}
+	req := rydes.RFQRequest{Customer: name, From: b.From, To: b.To}
 	if err := req.Validate(edgeLimits); err != nil {
 		return rydes.RFQRequest{}, err
 	}
@@ -65,21 +74,42 @@ func (b createRFQBody) request() (rydes.RFQRequest, error) {
 		}
 		req.Timeout = d
 	}
+	if b.NotifyURL != nil {
+		req.NotifyURL = *b.NotifyURL
+		if req.NotifyURL == "" {
+			return rydes.RFQRequest{}, rydes.FieldErrorf("notify_url", "must be an absolute http or https URL; leave it out for none")
+		}
+	}
 	if err := req.Validate(edgeLimits); err != nil {
 		return rydes.RFQRequest{}, err
 	}
 	return req, nil
 }
 
-// handleCreateRFQ serves POST /v1/rfqs: 201 with the RFQ and its Location.
-func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// requestCustomer returns the customer a request body is made for: the
+// body's customer when the caller acts for no customer in particular
+// (caller ""), else the caller, which the body may name but not contradict.
+func requestCustomer(body, caller string) (string, error) {
+	if caller == "" {
+		return body, nil
+	}
+	if body != "" && strings.TrimSpace(body) != caller {
+		return "", &rydes.Error{Code: rydes.EFORBIDDEN, Field: "customer",
+			Message: "must be the customer of the API key, or left out"}
+	}
+	return caller, nil
+}
+
+// handleCreateRFQ serves POST /v1/rfqs: 201 with the RFQ and its Location;
+// the RFQ's notify_secret, if it has a notify_url, is shown only here.
+func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64) customerHandler {
+	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		var body createRFQBody
 		if err := decodeJSON(w, r, maxBody, &body); err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		req, err := body.request()
+		req, err := body.request(customer)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -90,43 +120,130 @@ func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64) http.Handl
 			return
 		}
 		w.Header().Set("Location", "/v1/rfqs/"+rfq.ID)
+		if rfq.NotifySecret != "" {
+			w.Header().Set("Cache-Control", "no-store")
+		}
 		writeJSON(w, r, logger, http.StatusCreated, wireRFQ(rfq))
-	})
+	}
 }
 
-// handleGetRFQ serves GET /v1/rfqs/{id}.
-func handleGetRFQ(logger *slog.Logger, svc Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// handleGetRFQ serves GET /v1/rfqs/{id}: the RFQ with its version as a
+// strong ETag, 304 while If-None-Match matches it, and with ?wait= a long
+// poll: while the client's version is current (or, without If-None-Match,
+// while the RFQ is open), the request is held until the RFQ changes or the
+// wait ends. A final RFQ never changes, so never waits.
+func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait time.Duration) customerHandler {
+	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		id, err := pathID(r)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		rfq, err := svc.GetRFQ(r.Context(), id, "")
+		wait, err := parseWait(r.URL.Query(), maxWait)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		rfq, err := svc.GetRFQ(r.Context(), id, customer)
 		if err != nil {
 			writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
 			return
 		}
+		inm := r.Header.Values("If-None-Match")
+		conditional := len(inm) > 0
+		if wait > 0 && watcher != nil && !rfq.Status.Final() && (!conditional || etagMatches(inm, rfqETag(rfq))) {
+			if err := waitForChange(w, r, logger, watcher, rfq, wait); err != nil {
+				writeError(w, r, logger, fmt.Errorf("watch rfq %s: %w", id, err))
+				return
+			}
+			if r.Context().Err() != nil {
+				return // the client went away; nobody reads an answer
+			}
+			// Read again whatever ended the wait: the event says that the
+			// RFQ changed, not what it is now.
+			if rfq, err = svc.GetRFQ(r.Context(), id, customer); err != nil {
+				writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
+				return
+			}
+		}
+		etag := rfqETag(rfq)
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Cache-Control", "no-cache")
+		if conditional && etagMatches(inm, etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		writeJSON(w, r, logger, http.StatusOK, wireRFQ(rfq))
-	})
+	}
+}
+
+// waitForChange holds the request until the RFQ gets an event after its
+// current one, the watch ends, the wait ends or the client goes away. It
+// lifts the server's read and write deadlines, which may be shorter than
+// the wait.
+func waitForChange(w http.ResponseWriter, r *http.Request, logger *slog.Logger, watcher Watcher, rfq rydes.RFQ, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	ch, err := watcher.WatchRFQ(ctx, rfq.ID, rfq.Seq)
+	if err != nil {
+		return err
+	}
+	liftDeadlines(w, r, logger)
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return nil
 }
 
 // handleCancelRFQ serves DELETE /v1/rfqs/{id}: 200 with the cancelled RFQ,
 // 409 if it was already final.
-func handleCancelRFQ(logger *slog.Logger, svc Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleCancelRFQ(logger *slog.Logger, svc Service) customerHandler {
+	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		id, err := pathID(r)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		rfq, err := svc.CancelRFQ(r.Context(), id, "")
+		rfq, err := svc.CancelRFQ(r.Context(), id, customer)
 		if err != nil {
 			writeError(w, r, logger, fmt.Errorf("cancel rfq %s: %w", id, err))
 			return
 		}
 		writeJSON(w, r, logger, http.StatusOK, wireRFQ(rfq))
-	})
+	}
+}
+
+// handleListNotifications serves GET /v1/rfqs/{id}/notifications: the
+// attempts to deliver the RFQ's final state to its notify_url.
+func handleListNotifications(logger *slog.Logger, svc Service, notifications Notifications) customerHandler {
+	type notificationList struct {
+		Notifications []rydes.Notification `json:"notifications"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, customer string) {
+		id, err := pathID(r)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		if notifications == nil {
+			writeError(w, r, logger, unavailable("the notification log is not available on this server"))
+			return
+		}
+		if _, err := svc.GetRFQ(r.Context(), id, customer); err != nil {
+			writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
+			return
+		}
+		ns, err := notifications.ListNotifications(r.Context(), id)
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("list notifications of rfq %s: %w", id, err))
+			return
+		}
+		if ns == nil {
+			ns = []rydes.Notification{}
+		}
+		writeJSON(w, r, logger, http.StatusOK, notificationList{Notifications: ns})
+	}
 }
 
 // wireRFQ returns rfq as the API promises it: roster and quotes as arrays,

@@ -1,35 +1,42 @@
 package api
 
 import (
-	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/wildrydes/rydes"
 )
 
 // addRoutes is the whole HTTP surface of rydes: every route is here, and
-// docs/openapi.yaml describes each of them.
-func addRoutes(mux *http.ServeMux, logger *slog.Logger, svc Service, providers ProviderRegistry, answers AnswerService,
-	adminKeyHash func() string, now func() time.Time, ready func() bool, maxBody int64,
-) {
+// docs/openapi.yaml describes each of them. cfg has its defaults filled in
+// (see New).
+func addRoutes(mux *http.ServeMux, cfg Config) {
+	logger, svc, maxBody := cfg.Logger, cfg.Service, cfg.MaxBodyBytes
 	// admin routes need the admin key; provider routes a provider's API
-	// key, which says who the provider is.
-	admin := func(h http.Handler) http.Handler { return requireAdmin(logger, adminKeyHash, h) }
-	provider := func(h providerHandler) http.Handler { return requireProvider(logger, providers, h) }
+	// key, which says who the provider is; customer routes a customer's
+	// key, which says who the customer is, or the admin key (any customer),
+	// or, when open, none from loopback.
+	admin := func(h http.Handler) http.Handler { return requireAdmin(logger, cfg.AdminKeyHash, h) }
+	provider := func(h providerHandler) http.Handler { return requireProvider(logger, cfg.Providers, h) }
+	customer := func(h customerHandler) http.Handler {
+		return requireCustomer(logger, cfg.Customers, cfg.AdminKeyHash, cfg.OpenLoopbackCustomers, h)
+	}
 
-	mux.Handle("GET /healthz", handleHealthz(logger, ready))
+	mux.Handle("GET /healthz", handleHealthz(logger, cfg.Ready))
 
-	// Customers. Open until customer keys arrive.
-	mux.Handle("POST /v1/rfqs", handleCreateRFQ(logger, svc, maxBody))
-	mux.Handle("GET /v1/rfqs/{id}", handleGetRFQ(logger, svc))
-	mux.Handle("DELETE /v1/rfqs/{id}", handleCancelRFQ(logger, svc))
+	// Customers asking for quotes and following their requests.
+	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody)))
+	mux.Handle("GET /v1/rfqs/{id}", customer(handleGetRFQ(logger, svc, cfg.Watcher, cfg.MaxWait)))
+	mux.Handle("DELETE /v1/rfqs/{id}", customer(handleCancelRFQ(logger, svc)))
+	mux.Handle("GET /v1/rfqs/{id}/events", customer(handleRFQEvents(logger, svc, cfg.Watcher, cfg.Heartbeat)))
+	mux.Handle("GET /v1/rfqs/{id}/notifications", customer(handleListNotifications(logger, svc, cfg.Notifications)))
 
 	// Providers answering the RFQs they were asked for.
-	mux.Handle("POST /v1/rfqs/{id}/quotes", provider(handleSubmitAnswer(logger, answers, rydes.AnswerQuote, now, maxBody)))
-	mux.Handle("POST /v1/rfqs/{id}/declines", provider(handleSubmitAnswer(logger, answers, rydes.AnswerDecline, now, maxBody)))
+	mux.Handle("POST /v1/rfqs/{id}/quotes", provider(handleSubmitAnswer(logger, cfg.Answers, rydes.AnswerQuote, cfg.Now, maxBody)))
+	mux.Handle("POST /v1/rfqs/{id}/declines", provider(handleSubmitAnswer(logger, cfg.Answers, rydes.AnswerDecline, cfg.Now, maxBody)))
 
-	// Administration: providers and the deliveries that failed them.
+	// Administration: providers and the deliveries that failed them,
+	// customers.
+	providers := cfg.Providers
 	mux.Handle("POST /v1/providers", admin(handleCreateProvider(logger, providers, maxBody)))
 	mux.Handle("GET /v1/providers", admin(handleListProviders(logger, providers)))
 	mux.Handle("GET /v1/providers/{id}", admin(handleGetProvider(logger, providers)))
@@ -39,8 +46,19 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, svc Service, providers P
 	mux.Handle("GET /v1/providers/{id}/stats", admin(handleProviderStats(logger, providers)))
 	mux.Handle("GET /v1/dead-letters", admin(handleListDeadLetters(logger, providers)))
 	mux.Handle("POST /v1/dead-letters/{id}/replay", admin(handleReplayDeadLetter(logger, providers)))
+	mux.Handle("POST /v1/customers", admin(handleCreateCustomer(logger, cfg.Customers, maxBody)))
+	mux.Handle("GET /v1/customers", admin(handleListCustomers(logger, cfg.Customers)))
+	mux.Handle("DELETE /v1/customers/{id}", admin(handleDeleteCustomer(logger, cfg.Customers)))
+	mux.Handle("POST /v1/customers/{id}/rotate", admin(handleRotateCustomer(logger, cfg.Customers)))
 
 	// The workshop's routes, with its exact wire shapes.
-	mux.Handle("POST /submit-instant-ride-rfq", handleSeedSubmit(logger, svc, maxBody))
-	mux.Handle("GET /query-instant-ride-rfq/{id}", handleSeedQuery(logger, svc))
+	mux.Handle("POST /submit-instant-ride-rfq", customer(handleSeedSubmit(logger, svc, maxBody)))
+	mux.Handle("GET /query-instant-ride-rfq/{id}", customer(handleSeedQuery(logger, svc)))
+
+	// The web UI, built elsewhere (internal/web).
+	if cfg.Web != nil {
+		mux.Handle("GET /{$}", cfg.Web)
+		mux.Handle("GET /providers", cfg.Web)
+		mux.Handle("GET /assets/", cfg.Web)
+	}
 }

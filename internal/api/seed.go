@@ -27,9 +27,14 @@ type seedSubmitBody struct {
 	Fare     json.RawMessage `json:"fare"`
 }
 
-// request checks the body at the edge and returns the request it makes.
-func (b seedSubmitBody) request() (rydes.RFQRequest, error) {
-	req := rydes.RFQRequest{Customer: b.Customer, From: b.From, To: b.To}
+// request checks the body at the edge and returns the request it makes
+// for customer, the caller's ("" if the body names it).
+func (b seedSubmitBody) request(customer string) (rydes.RFQRequest, error) {
+	name, err := requestCustomer(b.Customer, customer)
+	if err != nil {
+		return rydes.RFQRequest{}, err
+	}
+	req := rydes.RFQRequest{Customer: name, From: b.From, To: b.To}
 	if err := req.Validate(edgeLimits); err != nil {
 		return rydes.RFQRequest{}, err
 	}
@@ -82,14 +87,14 @@ type seedQuote struct {
 
 // handleSeedSubmit serves POST /submit-instant-ride-rfq: 201 with exactly
 // {"rfq-id": id}.
-func handleSeedSubmit(logger *slog.Logger, svc Service, maxBody int64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleSeedSubmit(logger *slog.Logger, svc Service, maxBody int64) customerHandler {
+	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		var body seedSubmitBody
 		if err := decodeJSON(w, r, maxBody, &body); err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		req, err := body.request()
+		req, err := body.request(customer)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -101,18 +106,18 @@ func handleSeedSubmit(logger *slog.Logger, svc Service, maxBody int64) http.Hand
 		}
 		w.Header().Set("Location", "/query-instant-ride-rfq/"+rfq.ID)
 		writeJSON(w, r, logger, http.StatusCreated, seedSubmitResponse{RFQID: rfq.ID})
-	})
+	}
 }
 
 // handleSeedQuery serves GET /query-instant-ride-rfq/{id}.
-func handleSeedQuery(logger *slog.Logger, svc Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleSeedQuery(logger *slog.Logger, svc Service) customerHandler {
+	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		id, err := pathID(r)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		rfq, err := svc.GetRFQ(r.Context(), id, "")
+		rfq, err := svc.GetRFQ(r.Context(), id, customer)
 		if err != nil {
 			writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
 			return
@@ -126,5 +131,5 @@ func handleSeedQuery(logger *slog.Logger, svc Service) http.Handler {
 			resp.Quotes[i] = seedQuote{Responder: q.Provider, Quote: q.Price.Amount}
 		}
 		writeJSON(w, r, logger, http.StatusOK, resp)
-	})
+	}
 }

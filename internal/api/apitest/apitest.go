@@ -192,6 +192,21 @@ func (v *Validator) check(req *http.Request, reqBody []byte, resp *http.Response
 		}
 	}
 
+	// A 304 is documented like any status, carries no body, and is
+	// otherwise skipped by the library.
+	if resp.StatusCode == http.StatusNotModified {
+		if err := checkNotModified(route, resp, respBody); err != nil {
+			return err
+		}
+	}
+	// An event stream's body is no JSON document: its status, headers and
+	// content type are checked, its framing is the tests' to check.
+	stream := isEventStream(resp.Header.Get("Content-Type"))
+	if stream {
+		if err := checkStreamDocumented(route, resp.StatusCode); err != nil {
+			return err
+		}
+	}
 	respInput := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: reqInput,
 		Status:                 resp.StatusCode,
@@ -199,11 +214,51 @@ func (v *Validator) check(req *http.Request, reqBody []byte, resp *http.Response
 		Body:                   io.NopCloser(bytes.NewReader(respBody)),
 		Options: &openapi3filter.Options{
 			IncludeResponseStatus:   true,
+			ExcludeResponseBody:     stream,
 			SchemaValidationOptions: v.opts,
 		},
 	}
 	if err := openapi3filter.ValidateResponse(ctx, respInput); err != nil {
 		return fmt.Errorf("response does not match %s %s in the document: %w", route.Method, route.Path, err)
+	}
+	return nil
+}
+
+// EventStreamContentType is the media type of server-sent events.
+const EventStreamContentType = "text/event-stream"
+
+func isEventStream(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == EventStreamContentType
+}
+
+// checkStreamDocumented checks that the operation documents an event
+// stream for status.
+func checkStreamDocumented(route *routers.Route, status int) error {
+	ref := route.Operation.Responses.Status(status)
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("event stream with status %d, which the document does not describe for %s %s", status, route.Method, route.Path)
+	}
+	if ref.Value.Content.Get(EventStreamContentType) == nil {
+		return fmt.Errorf("event stream with status %d, for which %s %s documents no %s", status, route.Method, route.Path, EventStreamContentType)
+	}
+	return nil
+}
+
+// checkNotModified checks a 304: documented for the operation, without a
+// body, with every header the document requires of it.
+func checkNotModified(route *routers.Route, resp *http.Response, respBody []byte) error {
+	ref := route.Operation.Responses.Status(http.StatusNotModified)
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("status 304, which the document does not describe for %s %s", route.Method, route.Path)
+	}
+	if len(respBody) > 0 {
+		return fmt.Errorf("a 304 with a body of %d bytes", len(respBody))
+	}
+	for name, h := range ref.Value.Headers {
+		if h.Value != nil && h.Value.Required && resp.Header.Get(name) == "" {
+			return fmt.Errorf("a 304 without the required header %s", name)
+		}
 	}
 	return nil
 }

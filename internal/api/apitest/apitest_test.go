@@ -29,15 +29,19 @@ func (r *recordingT) Errorf(format string, args ...any) {
 const (
 	id      = "8b095f9e-cffc-4790-91a6-28353fa30e42"
 	rfqBody = `{"id":"` + id + `","status":"open","customer":"cmr","from":"Frankfurt","to":"Las Vegas",
-		"created_at":"2030-07-01T09:30:00Z","deadline":"2030-07-01T09:30:30Z",
+		"created_at":"2030-07-01T09:30:00Z","deadline":"2030-07-01T09:30:30Z","seq":2,
 		"providers":[{"provider":"UnicornManagementResource1","state":"quoted","changed_at":"2030-07-01T09:30:05.123456Z"}],
 		"quotes":[{"provider":"UnicornManagementResource1","price":{"amount":"45.50","currency":"EUR"},"received_at":"2030-07-01T09:30:05.123456Z"}]}`
+	etag    = `"` + id + `.2"`
 	problem = `{"type":"https://rydes.dev/problems/invalid","title":"Invalid request","status":400,
 		"detail":"customer is required","instance":"/v1/rfqs","errors":[{"field":"customer","reason":"is required"}]}`
 )
 
 func TestCheck(t *testing.T) {
 	v := apitest.NewValidator(t, apitest.SpecPath(t))
+	getHeader := map[string]string{"Content-Type": "application/json", "ETag": etag, "Cache-Control": "no-cache"}
+	stream := map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+	const frames = "id: 1\nevent: created\ndata: {\"not\":\"checked\"}\n\n: heartbeat\n\n"
 	tests := []struct {
 		name       string
 		method     string
@@ -59,15 +63,33 @@ func TestCheck(t *testing.T) {
 			header: map[string]string{"Content-Type": "text/plain"}, body: `{"status":"ok"}`, wantFailed: "text/plain"},
 
 		{name: "rfq ok", method: "GET", path: "/v1/rfqs/" + id, status: 200,
-			header: map[string]string{"Content-Type": "application/json"}, body: rfqBody},
+			header: getHeader, body: rfqBody},
+		{name: "rfq without etag", method: "GET", path: "/v1/rfqs/" + id, status: 200,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-cache"}, body: rfqBody, wantFailed: "ETag"},
+		{name: "rfq with weak etag", method: "GET", path: "/v1/rfqs/" + id, status: 200,
+			header: map[string]string{"Content-Type": "application/json", "ETag": "W/" + etag, "Cache-Control": "no-cache"}, body: rfqBody, wantFailed: "ETag"},
+		{name: "rfq not modified", method: "GET", path: "/v1/rfqs/" + id, status: 304,
+			header: map[string]string{"ETag": etag, "Cache-Control": "no-cache"}},
+		{name: "rfq not modified with body", method: "GET", path: "/v1/rfqs/" + id, status: 304,
+			header: map[string]string{"ETag": etag, "Cache-Control": "no-cache"}, body: rfqBody, wantFailed: "304 with a body"},
+		{name: "rfq not modified without etag", method: "GET", path: "/v1/rfqs/" + id, status: 304,
+			header: map[string]string{"Cache-Control": "no-cache"}, wantFailed: "ETag"},
+		{name: "undocumented 304", method: "GET", path: "/query-instant-ride-rfq/" + id, status: 304, wantFailed: "does not describe"},
+		{name: "event stream", method: "GET", path: "/v1/rfqs/" + id + "/events", status: 200, header: stream, body: frames},
+		{name: "event stream without buffering header", method: "GET", path: "/v1/rfqs/" + id + "/events", status: 200,
+			header: map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, body: frames, wantFailed: "X-Accel-Buffering"},
+		{name: "event stream where JSON is documented", method: "GET", path: "/v1/rfqs/" + id, status: 200,
+			header: map[string]string{"Content-Type": "text/event-stream", "ETag": etag, "Cache-Control": "no-cache"}, body: frames, wantFailed: "documents no text/event-stream"},
+		{name: "event stream as JSON", method: "GET", path: "/v1/rfqs/" + id + "/events", status: 200,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}, body: `{}`, wantFailed: "application/json"},
 		{name: "rfq without quotes", method: "GET", path: "/v1/rfqs/" + id, status: 200,
-			header: map[string]string{"Content-Type": "application/json"}, body: strings.Replace(rfqBody, `"quotes"`, `"quotez"`, 1), wantFailed: "quotes"},
+			header: getHeader, body: strings.Replace(rfqBody, `"quotes"`, `"quotez"`, 1), wantFailed: "quotes"},
 		{name: "rfq with unknown status", method: "GET", path: "/v1/rfqs/" + id, status: 200,
-			header: map[string]string{"Content-Type": "application/json"}, body: strings.Replace(rfqBody, `"open"`, `"pending"`, 1), wantFailed: "status"},
+			header: getHeader, body: strings.Replace(rfqBody, `"open"`, `"pending"`, 1), wantFailed: "status"},
 		{name: "rfq with bad time", method: "GET", path: "/v1/rfqs/" + id, status: 200,
-			header: map[string]string{"Content-Type": "application/json"}, body: strings.Replace(rfqBody, `2030-07-01T09:30:30Z`, `tomorrow`, 1), wantFailed: "deadline"},
+			header: getHeader, body: strings.Replace(rfqBody, `2030-07-01T09:30:30Z`, `tomorrow`, 1), wantFailed: "deadline"},
 		{name: "rfq with null roster", method: "GET", path: "/v1/rfqs/" + id, status: 200,
-			header: map[string]string{"Content-Type": "application/json"}, body: strings.Replace(rfqBody, `"providers":[`, `"providers":null,"x":[`, 1), wantFailed: "providers"},
+			header: getHeader, body: strings.Replace(rfqBody, `"providers":[`, `"providers":null,"x":[`, 1), wantFailed: "providers"},
 
 		{name: "seed query ok", method: "GET", path: "/query-instant-ride-rfq/" + id, status: 200,
 			header: map[string]string{"Content-Type": "application/json"},
@@ -93,10 +115,10 @@ func TestCheck(t *testing.T) {
 			body:   `{"rfq-id":"42"}`, wantFailed: "rfq-id"},
 
 		{name: "invalid request refused", method: "POST", path: "/v1/rfqs", reqType: "application/json",
-			reqBody: `{"from":"a","to":"b"}`, status: 400,
+			reqBody: `{"customer":"c","from":"a"}`, status: 400,
 			header: map[string]string{"Content-Type": "application/problem+json"}, body: problem},
 		{name: "invalid request accepted", method: "POST", path: "/v1/rfqs", reqType: "application/json",
-			reqBody: `{"from":"a","to":"b"}`, status: 201,
+			reqBody: `{"customer":"c","from":"a"}`, status: 201,
 			header: map[string]string{"Content-Type": "application/json", "Location": "/v1/rfqs/" + id}, body: rfqBody,
 			wantFailed: "the document says the request is invalid"},
 		{name: "unknown field accepted", method: "POST", path: "/v1/rfqs", reqType: "application/json",
@@ -175,8 +197,8 @@ func TestDo(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.JSONEq(t, `{"status":"ok"}`, string(body))
 
-	// The same server is wrong for /v1/rfqs/{id}: Do reports it.
-	req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/rfqs/"+id, nil)
+	// The same server is wrong for /query-instant-ride-rfq/{id}: Do reports it.
+	req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/query-instant-ride-rfq/"+id, nil)
 	require.NoError(t, err)
 	rec := &recordingT{TB: t}
 	v.Do(rec, srv.Client(), req)

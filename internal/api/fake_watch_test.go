@@ -1,0 +1,223 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes"
+)
+
+// fakeCustomers is an in-memory CustomerRegistry. Keys are
+// "rydes_ck_<id>_<n>", n counting the keys made.
+type fakeCustomers struct {
+	mu        sync.Mutex
+	now       time.Time
+	customers map[string]rydes.Customer
+	keys      map[string]string // key → customer id
+	made      int
+	calls     map[string]int
+}
+
+func newFakeCustomers(now time.Time) *fakeCustomers {
+	return &fakeCustomers{now: now, customers: map[string]rydes.Customer{}, keys: map[string]string{}, calls: map[string]int{}}
+}
+
+func (f *fakeCustomers) newKey(id string) string {
+	for k, c := range f.keys {
+		if c == id {
+			delete(f.keys, k)
+		}
+	}
+	f.made++
+	key := fmt.Sprintf("rydes_ck_%s_%d", id, f.made)
+	f.keys[key] = id
+	return key
+}
+
+func (f *fakeCustomers) Create(_ context.Context, id, name string) (rydes.Customer, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Create"]++
+	if name == "" {
+		name = id
+	}
+	c := rydes.Customer{ID: id, Name: name, CreatedAt: f.now}
+	if err := c.Validate(); err != nil {
+		return rydes.Customer{}, "", err
+	}
+	if _, ok := f.customers[id]; ok {
+		return rydes.Customer{}, "", rydes.Errorf(rydes.ECONFLICT, "customer %s exists", id)
+	}
+	f.customers[id] = c
+	return c, f.newKey(id), nil
+}
+
+// add registers a customer and returns its key.
+func (f *fakeCustomers) add(t *testing.T, id string) string {
+	t.Helper()
+	_, key, err := f.Create(t.Context(), id, "")
+	require.NoError(t, err)
+	return key
+}
+
+func (f *fakeCustomers) List(context.Context) ([]rydes.Customer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["List"]++
+	var cs []rydes.Customer
+	for _, c := range f.customers {
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b rydes.Customer) int { return strings.Compare(a.ID, b.ID) })
+	return cs, nil
+}
+
+func (f *fakeCustomers) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Delete"]++
+	if _, ok := f.customers[id]; !ok {
+		return rydes.Errorf(rydes.ENOTFOUND, "customer %s not found", id)
+	}
+	delete(f.customers, id)
+	for k, c := range f.keys {
+		if c == id {
+			delete(f.keys, k)
+		}
+	}
+	return nil
+}
+
+func (f *fakeCustomers) Rotate(_ context.Context, id string) (rydes.Customer, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Rotate"]++
+	c, ok := f.customers[id]
+	if !ok {
+		return rydes.Customer{}, "", rydes.Errorf(rydes.ENOTFOUND, "customer %s not found", id)
+	}
+	return c, f.newKey(id), nil
+}
+
+func (f *fakeCustomers) Authenticate(_ context.Context, apiKey string) (rydes.Customer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Authenticate"]++
+	id, ok := f.keys[apiKey]
+	if !ok {
+		return rydes.Customer{}, rydes.Errorf(rydes.EUNAUTHORIZED, "unknown or revoked customer API key")
+	}
+	return f.customers[id], nil
+}
+
+func (f *fakeCustomers) callCount(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+// fakeWatcher is a Watcher the test drives. Each watch gets, at once, the
+// scripted events after its afterSeq, and is then announced on watches,
+// where the test may send more events on it or close it.
+type fakeWatcher struct {
+	mu      sync.Mutex
+	script  map[string][]rydes.Event
+	err     error
+	count   int
+	watches chan *watch
+}
+
+// watch is one WatchRFQ call.
+type watch struct {
+	rfqID    string
+	afterSeq int64
+	ch       chan rydes.Event
+}
+
+func newFakeWatcher() *fakeWatcher {
+	return &fakeWatcher{script: map[string][]rydes.Event{}, watches: make(chan *watch, 64)}
+}
+
+func (f *fakeWatcher) WatchRFQ(_ context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count++
+	if f.err != nil {
+		return nil, f.err
+	}
+	w := &watch{rfqID: rfqID, afterSeq: afterSeq, ch: make(chan rydes.Event, 64)}
+	for _, ev := range f.script[rfqID] {
+		if ev.Seq > afterSeq {
+			w.ch <- ev
+		}
+	}
+	f.watches <- w
+	return w.ch, nil
+}
+
+// setScript sets the events every watch of rfqID gets at once.
+func (f *fakeWatcher) setScript(rfqID string, events ...rydes.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.script[rfqID] = events
+}
+
+func (f *fakeWatcher) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+func (f *fakeWatcher) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count
+}
+
+// next returns the next watch, waiting for it at most a few seconds; nil
+// if none came (for use off the test goroutine).
+func (f *fakeWatcher) next() *watch {
+	select {
+	case w := <-f.watches:
+		return w
+	case <-time.After(5 * time.Second):
+		return nil
+	}
+}
+
+// fakeNotifications is an in-memory Notifications.
+type fakeNotifications struct {
+	mu    sync.Mutex
+	byRFQ map[string][]rydes.Notification
+	calls int
+}
+
+func newFakeNotifications() *fakeNotifications {
+	return &fakeNotifications{byRFQ: map[string][]rydes.Notification{}}
+}
+
+func (f *fakeNotifications) ListNotifications(_ context.Context, rfqID string) ([]rydes.Notification, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return slices.Clone(f.byRFQ[rfqID]), nil
+}
+
+func (f *fakeNotifications) add(n rydes.Notification) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byRFQ[n.RFQID] = append(f.byRFQ[n.RFQID], n)
+}
+
+func (f *fakeNotifications) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
