@@ -7,13 +7,13 @@ import (
 )
 
 // The statements on the hot paths (creating RFQs, staging answers, reading
-// RFQs, authenticating providers), prepared once per connection rather than
-// once per use.
+// RFQs, authenticating providers and customers), prepared once per
+// connection rather than once per use.
 const (
 	sqlInsertRFQ = `
 		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
-			created_at, deadline, status, pending, event_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 1)`
+			created_at, deadline, status, pending, event_seq, notify_url, notify_secret)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 1, ?, ?)`
 	sqlInsertRoster = `
 		INSERT INTO roster (rfq_id, provider, position, state, changed_at)
 		VALUES (?, ?, ?, 'pending', ?)`
@@ -25,7 +25,7 @@ const (
 		VALUES ('event', ?, ?, ?, ?)`
 	sqlSelectRFQ = `
 		SELECT id, customer, from_place, to_place, passengers, pickup_at, attributes,
-			created_at, deadline, status, closed_at
+			created_at, deadline, status, closed_at, event_seq, notify_url
 		FROM rfqs WHERE id = ?`
 	sqlSelectRoster = `SELECT ` + rosterColumns + ` FROM roster WHERE rfq_id = ? ORDER BY position`
 
@@ -47,6 +47,8 @@ const (
 
 	// Every request of a provider authenticates through this lookup.
 	sqlSelectProviderByAPIKeyHash = `SELECT ` + providerColumns + ` FROM providers WHERE api_key_hash = ?`
+	// Every request of a customer authenticates through this lookup.
+	sqlSelectCustomerByAPIKeyHash = `SELECT ` + customerColumns + ` FROM customers WHERE api_key_hash = ?`
 )
 
 // rosterColumns are the columns scanRoster reads.
@@ -55,7 +57,7 @@ const rosterColumns = `provider, state, changed_at, reason, kind, price_amount, 
 
 var (
 	// readQueries are prepared on both pools.
-	readQueries = []string{sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash}
+	readQueries = []string{sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
 	// writeQueries are prepared on the writer only.
 	writeQueries = []string{
 		sqlInsertRFQ, sqlInsertRoster, sqlInsertDispatch, sqlInsertEvent,

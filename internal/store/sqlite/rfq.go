@@ -12,11 +12,12 @@ import (
 	"github.com/wildrydes/rydes/internal/store"
 )
 
-// CreateRFQ stores a new open RFQ with its roster and, in the same
-// transaction, one dispatch per asked provider and the created event (seq 1).
-// It fails with ECONFLICT if the id exists, and with EINVALID if the RFQ is
-// not a new one: not open, with no provider, a provider asked twice or one
-// not pending.
+// CreateRFQ stores a new open RFQ with its roster, its notify URL and
+// notify secret, and, in the same transaction, one dispatch per asked
+// provider and the created event (seq 1). It fails with ECONFLICT if the id
+// exists, and with EINVALID if the RFQ is not a new one: not open, with no
+// provider, a provider asked twice or one not pending, or with a notify
+// secret but no notify URL, or an invalid notify URL.
 func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 	r := p.RFQ
 	if err := checkNewRFQ(&r); err != nil {
@@ -38,7 +39,7 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 	return s.write(ctx, "create rfq", func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, sqlInsertRFQ,
 			r.ID, r.Customer, r.From, r.To, r.Passengers, nullMicros(r.PickupAt), attrs,
-			created, micros(r.Deadline), len(r.Providers))
+			created, micros(r.Deadline), len(r.Providers), nullString(r.NotifyURL), nullString(r.NotifySecret))
 		if isUniqueViolation(err) {
 			return rydes.Errorf(rydes.ECONFLICT, "RFQ %s already exists", r.ID)
 		}
@@ -84,6 +85,13 @@ func checkNewRFQ(r *rydes.RFQ) error {
 	if len(r.Providers) == 0 {
 		return rydes.FieldErrorf("providers", "a new RFQ must ask at least one provider")
 	}
+	if r.NotifyURL != "" {
+		if err := rydes.ValidateWebhookURL(r.NotifyURL); err != nil {
+			return &rydes.Error{Code: rydes.EINVALID, Field: "notify_url", Message: rydes.ErrorMessageOf(err)}
+		}
+	} else if r.NotifySecret != "" {
+		return rydes.FieldErrorf("notify_secret", "is only for an RFQ with a notify_url")
+	}
 	seen := make(map[string]bool, len(r.Providers))
 	for _, e := range r.Providers {
 		if seen[e.Provider] {
@@ -101,8 +109,9 @@ func checkNewRFQ(r *rydes.RFQ) error {
 	return nil
 }
 
-// GetRFQ returns the RFQ with its roster in the order asked and its quotes
-// best price first. ENOTFOUND if there is none, or if p.Customer is set and
+// GetRFQ returns the RFQ with its roster in the order asked, its quotes
+// best price first, its Seq (the seq of its latest event) and its notify
+// URL, never its notify secret (NotifyTarget has it). ENOTFOUND if there is none, or if p.Customer is set and
 // the RFQ belongs to another customer.
 func (s *Store) GetRFQ(ctx context.Context, p store.GetRFQParams) (rydes.RFQ, error) {
 	var r rydes.RFQ
@@ -117,17 +126,18 @@ func (s *Store) GetRFQ(ctx context.Context, p store.GetRFQParams) (rydes.RFQ, er
 	return r, nil
 }
 
-// loadRFQ reads the RFQ id, with roster and quotes, as GetRFQ returns it.
+// loadRFQ reads the RFQ id, with roster, quotes, Seq and notify URL, as
+// GetRFQ returns it.
 func loadRFQ(ctx context.Context, tx *txn, id, customer string) (rydes.RFQ, error) {
 	var (
 		r                 rydes.RFQ
 		pickup, closed    sql.NullInt64
-		attrs             sql.NullString
+		attrs, notifyURL  sql.NullString
 		created, deadline int64
 	)
 	err := tx.QueryRowContext(ctx, sqlSelectRFQ, id).Scan(
 		&r.ID, &r.Customer, &r.From, &r.To, &r.Passengers, &pickup, &attrs,
-		&created, &deadline, &r.Status, &closed)
+		&created, &deadline, &r.Status, &closed, &r.Seq, &notifyURL)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && customer != "" && r.Customer != customer {
 		return rydes.RFQ{}, rfqNotFound(id)
 	}
@@ -136,6 +146,7 @@ func loadRFQ(ctx context.Context, tx *txn, id, customer string) (rydes.RFQ, erro
 	}
 	r.PickupAt, r.ClosedAt = fromNullMicros(pickup), fromNullMicros(closed)
 	r.CreatedAt, r.Deadline = fromMicros(created), fromMicros(deadline)
+	r.NotifyURL = notifyURL.String
 	if attrs.Valid {
 		if err := json.Unmarshal([]byte(attrs.String), &r.Attributes); err != nil {
 			return rydes.RFQ{}, fmt.Errorf("RFQ %s: attributes: %w", id, err)

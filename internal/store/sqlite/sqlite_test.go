@@ -640,3 +640,165 @@ func TestReasonsBounded(t *testing.T) {
 	require.LessOrEqual(t, len(p.PausedReason), maxPausedReason)
 	require.True(t, strings.HasPrefix(long, p.PausedReason))
 }
+
+// TestMigrateFromVersion2 builds a database at schema version 2 with data
+// and checks that opening it migrates it to version 3 with every row kept:
+// the RFQs of before have no notify URL, keep their seq and go on, and the
+// new tables work.
+func TestMigrateFromVersion2(t *testing.T) {
+	ctx := rydestest.Context(t)
+	path := filepath.Join(t.TempDir(), "rydes.db")
+	ms, err := loadMigrations(migrationFS)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(ms), 3)
+	db, err := openPool(ctx, path, []string{"foreign_keys(ON)"}, "_txlock=immediate")
+	require.NoError(t, err)
+	require.NoError(t, applyMigrations(ctx, db, ms[:2], rydestest.Logger(t)))
+
+	open := newRFQ(t, "quoter", "waiter")
+	closed := newRFQ(t, "late")
+	t1 := micros(base.Add(time.Second))
+	_, err = db.ExecContext(ctx, `
+		INSERT INTO providers (id, name, kind, status, webhook_url, api_key_hash, webhook_secret, created_at, updated_at) VALUES
+			('quoter', 'Quoter', 'webhook', 'active', 'https://quoter.example/rfq', 'hash-q', 'whsec-q', ?1, ?1);
+		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
+			created_at, deadline, status, closed_at, pending, event_seq) VALUES
+			(?2, 'acme', 'a', 'b', 2, NULL, '{"pets":"yes"}', ?1, ?3, 'open', NULL, 1, 2),
+			(?4, 'acme', 'a', 'b', 0, NULL, NULL, ?1, ?5, 'expired', ?5, 0, 3);
+		INSERT INTO roster (rfq_id, provider, position, state, changed_at, reason, kind, price_amount,
+			price_units, currency, eta_seconds, expires_at, received_at) VALUES
+			(?2, 'quoter', 0, 'quoted', ?6, NULL, 'quote', '12.50', 125000, 'EUR', NULL, NULL, ?6),
+			(?2, 'waiter', 1, 'pending', ?1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+			(?4, 'late', 0, 'timed_out', ?5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+		INSERT INTO dead_letters (provider, rfq_id, attempts, last_error, last_status, request, created_at) VALUES
+			('quoter', ?2, 5, 'HTTP 503', 503, '{}', ?6);
+		INSERT INTO settings (name, value) VALUES ('admin_key_hash', 'hash-admin');`,
+		micros(base), open.ID, micros(open.Deadline), closed.ID, micros(closed.Deadline), t1)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s := openAt(t, path)
+	var version int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version))
+	require.Equal(t, len(ms), version)
+	var check string
+	require.NoError(t, s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check))
+	require.Equal(t, "ok", check)
+
+	// Every row is kept; the RFQs of before have no notify target.
+	got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: open.ID})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), got.Seq)
+	require.Empty(t, got.NotifyURL)
+	require.Equal(t, map[string]string{"pets": "yes"}, got.Attributes)
+	require.Equal(t, []rydes.Quote{{Provider: "quoter", Price: rydes.Price{Amount: "12.50", Currency: "EUR"}, ReceivedAt: fromMicros(t1)}}, got.Quotes)
+	require.Equal(t, rydes.ProviderPending, got.Providers[1].State)
+	gotClosed, err := s.GetRFQ(ctx, store.GetRFQParams{ID: closed.ID})
+	require.NoError(t, err)
+	require.Equal(t, rydes.StatusExpired, gotClosed.Status)
+	require.Equal(t, int64(3), gotClosed.Seq)
+	url, secret, err := s.NotifyTarget(ctx, open.ID)
+	require.NoError(t, err)
+	require.Empty(t, url)
+	require.Empty(t, secret)
+	p, err := s.ProviderByAPIKeyHash(ctx, "hash-q")
+	require.NoError(t, err)
+	require.Equal(t, "https://quoter.example/rfq", p.WebhookURL)
+	dls, err := s.ListDeadLetters(ctx, store.ListDeadLettersParams{})
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	v, ok, err := s.GetSetting(ctx, "admin_key_hash")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "hash-admin", v)
+
+	// The migrated RFQ goes on from its seq.
+	res, err := s.CancelRFQ(ctx, store.CancelRFQParams{ID: open.ID, Now: base.Add(2 * time.Second)})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), res.Event.Seq)
+	require.Equal(t, int64(3), res.RFQ.Seq)
+
+	// What version 3 adds works on the migrated database.
+	n, err := s.RecordNotification(ctx, rydes.Notification{RFQID: closed.ID, Event: rydes.EventExpired, At: base, Status: 200, Delivered: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, n.Attempt)
+	c, err := s.CreateCustomer(ctx, store.CreateCustomerParams{Customer: rydes.Customer{ID: "acme", Name: "ACME"}, APIKeyHash: "hash-acme", Now: base})
+	require.NoError(t, err)
+	got2, err := s.CustomerByAPIKeyHash(ctx, "hash-acme")
+	require.NoError(t, err)
+	require.Equal(t, c, got2)
+	withTarget := newRFQ(t, "quoter")
+	withTarget.NotifyURL, withTarget.NotifySecret = "https://hooks.example/x", "whsec-x"
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: withTarget}))
+	url, secret, err = s.NotifyTarget(ctx, withTarget.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://hooks.example/x", "whsec-x"}, []string{url, secret})
+
+	// The new columns and tables keep their constraints.
+	_, err = s.w.ExecContext(ctx, `UPDATE rfqs SET notify_secret = 's' WHERE id = ?`, closed.ID)
+	require.ErrorContains(t, err, "CHECK constraint failed", "a secret needs a URL")
+	_, err = s.w.ExecContext(ctx, `INSERT INTO notifications (rfq_id, event, attempt, at, delivered) VALUES (?, 'quote', 1, 0, 0)`, closed.ID)
+	require.ErrorContains(t, err, "CHECK constraint failed", "only final events are notified")
+	_, err = s.w.ExecContext(ctx, `INSERT INTO notifications (rfq_id, event, attempt, at, delivered) VALUES (?, 'expired', 9, 0, 0)`, rydes.NewID())
+	require.ErrorContains(t, err, "FOREIGN KEY constraint failed")
+	_, err = s.w.ExecContext(ctx, `INSERT INTO customers (id, name, api_key_hash, created_at) VALUES ('other', 'O', 'hash-acme', 0)`)
+	require.ErrorContains(t, err, "UNIQUE constraint failed")
+}
+
+// TestStoreRefusals checks what the SQLite store refuses beyond the
+// conformance suite: notify secrets without URL, notifications that are
+// not of a final event, of an unknown RFQ, or delivered with an error; and
+// that it cuts long notification errors.
+func TestStoreRefusals(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+
+	secretOnly := newRFQ(t, "p1")
+	secretOnly.NotifySecret = "whsec-x"
+	err := s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: secretOnly})
+	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(err), "%v", err)
+	badURL := newRFQ(t, "p1")
+	badURL.NotifyURL = "ftp://hooks.example/x"
+	err = s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: badURL})
+	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(err), "%v", err)
+	require.Equal(t, "notify_url", rydes.ErrorFieldOf(err))
+
+	r := newRFQ(t, "p1")
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+	for name, n := range map[string]rydes.Notification{
+		"not final":   {RFQID: r.ID, Event: rydes.EventQuote, At: base},
+		"bad status":  {RFQID: r.ID, Event: rydes.EventComplete, At: base, Status: 42},
+		"contradicts": {RFQID: r.ID, Event: rydes.EventComplete, At: base, Status: 200, Delivered: true, Error: "but failed"},
+	} {
+		_, err := s.RecordNotification(ctx, n)
+		require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(err), "%s: %v", name, err)
+	}
+	_, err = s.RecordNotification(ctx, rydes.Notification{RFQID: rydes.NewID(), Event: rydes.EventComplete, At: base})
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err), "%v", err)
+	ns, err := s.ListNotifications(ctx, r.ID)
+	require.NoError(t, err)
+	require.Empty(t, ns, "nothing refused was recorded")
+
+	long := strings.Repeat("é", 2000)
+	n, err := s.RecordNotification(ctx, rydes.Notification{RFQID: r.ID, Event: rydes.EventComplete, At: base, Error: long})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(n.Error), maxNotificationError)
+	require.True(t, strings.HasPrefix(long, n.Error), "cut on a character boundary")
+
+	_, err = s.CreateCustomer(ctx, store.CreateCustomerParams{Customer: rydes.Customer{ID: "c", Name: "C"}, Now: base})
+	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(err), "a customer needs a key hash: %v", err)
+	_, err = s.CreateCustomer(ctx, store.CreateCustomerParams{Customer: rydes.Customer{ID: "c", Name: "C"}, APIKeyHash: "h", Now: base})
+	require.NoError(t, err)
+	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(s.SetCustomerKey(ctx, "c", "")))
+}
+
+// TestCustomerLookupUsesIndex checks that authenticating a customer does not
+// scan the customers.
+func TestCustomerLookupUsesIndex(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	var id, parent, notUsed int
+	var detail string
+	require.NoError(t, s.r.QueryRowContext(ctx, `EXPLAIN QUERY PLAN `+sqlSelectCustomerByAPIKeyHash, "h").Scan(&id, &parent, &notUsed, &detail))
+	require.Contains(t, detail, "USING INDEX customers_api_key_hash (api_key_hash=?)")
+}

@@ -84,6 +84,14 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeadLettersDefaultLimit", testDeadLettersDefaultLimit},
 		{"Settings", testSettings},
 		{"InitSettingRace", testInitSettingRace},
+		{"SeqGrowsWithEvents", testSeq},
+		{"SeqAfterProviderChanges", testSeqAfterProviderChanges},
+		{"NotifyTarget", testNotifyTarget},
+		{"Notifications", testNotifications},
+		{"NotificationAttemptsRace", testNotificationAttemptsRace},
+		{"Customers", testCustomers},
+		{"CustomerConflicts", testCustomerConflicts},
+		{"CustomerKeyRotation", testCustomerKeyRotation},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +110,7 @@ type rfqOpts struct {
 	Passengers int
 	PickupAt   time.Time
 	Attributes map[string]string
+	NotifyURL  string
 }
 
 // newRFQ returns a new RFQ as rydes.NewRFQ makes it, not yet stored.
@@ -122,6 +131,7 @@ func newRFQ(t *testing.T, o rfqOpts) rydes.RFQ {
 	r, err := rydes.NewRFQ(rydes.NewID(), rydes.RFQRequest{
 		Customer: o.Customer, From: "Main Street 1", To: "Rainbow Road 7",
 		Passengers: o.Passengers, PickupAt: o.PickupAt, Attributes: o.Attributes, Timeout: o.Timeout,
+		NotifyURL: o.NotifyURL,
 	}, o.Providers, o.CreatedAt, limits)
 	require.NoError(t, err)
 	return r
