@@ -25,10 +25,12 @@ import (
 	"github.com/wildrydes/rydes/internal/auth"
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/engine"
+	"github.com/wildrydes/rydes/internal/notify"
 	"github.com/wildrydes/rydes/internal/registry"
 	"github.com/wildrydes/rydes/internal/sim"
 	"github.com/wildrydes/rydes/internal/store"
 	"github.com/wildrydes/rydes/internal/store/sqlite"
+	"github.com/wildrydes/rydes/internal/web"
 	"github.com/wildrydes/rydes/internal/webhook"
 )
 
@@ -82,16 +84,19 @@ type App struct {
 	store  *sqlite.Store
 	engine *engine.Engine
 	reg    *registry.Registry
+	custs  *registry.Customers
 	hooks  *webhook.Supervisor
+	notif  *notify.Notifier
 
 	authReg           atomic.Pointer[registry.Registry] // a.reg, for the broker's goroutines
 	adminKeyHash      string
 	generatedAdminKey string
 
-	ready  atomic.Bool
-	cancel context.CancelFunc // stops the background loops
-	wg     sync.WaitGroup     // the background loops
-	errc   chan error         // first fatal error of a background loop
+	ready       atomic.Bool
+	stopWatches context.CancelFunc // ends event streams and long polls
+	cancel      context.CancelFunc // stops the background loops
+	wg          sync.WaitGroup     // the background loops
+	errc        chan error         // first fatal error of a background loop
 
 	stopOnce sync.Once
 	stopErr  error
@@ -199,9 +204,25 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		Clock: cfg.Clock, Logger: a.log.With("component", "webhook"),
 		AllowPrivateNetworks: cfg.WebhookAllowPrivate || cfg.Demo,
 	})
+	a.custs, err = registry.NewCustomers(a.store, cfg.Clock, a.log.With("component", "customers"))
+	if err != nil {
+		return nil, err
+	}
+	a.notif, err = notify.New(notify.Config{
+		JS: a.bus.JetStream(), Store: a.store, Clock: cfg.Clock, Logger: a.log.With("component", "notify"),
+		AllowPrivateNetworks: cfg.WebhookAllowPrivate || cfg.Demo,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("completion notifier: %w", err)
+	}
 	if _, err := a.nc.Subscribe(ControlProvidersSubject, func(*nats.Msg) { a.reconcileWebhooks() }); err != nil {
 		return nil, fmt.Errorf("subscribe to provider changes: %w", err)
 	}
+
+	// Event streams and long polls end when shutdown begins, so that
+	// draining HTTP does not wait for them (clients resume elsewhere).
+	stopping, stop := context.WithCancel(context.Background())
+	a.stopWatches = stop
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -209,13 +230,18 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.srv = &http.Server{
 		Handler: api.New(api.Config{
-			Service:      a.engine,
-			Providers:    a.reg,
-			Answers:      a.engine,
-			AdminKeyHash: func() string { return a.adminKeyHash },
-			Now:          cfg.Clock.Now,
-			Logger:       a.log.With("component", "api"),
-			Ready:        a.ready.Load,
+			Service:               a.engine,
+			Providers:             a.reg,
+			Answers:               a.engine,
+			AdminKeyHash:          func() string { return a.adminKeyHash },
+			Customers:             a.custs,
+			OpenLoopbackCustomers: cfg.Demo,
+			Watcher:               stoppableWatcher{bus: a.bus, stop: stopping},
+			Notifications:         a.store,
+			Web:                   web.Handler(),
+			Now:                   cfg.Clock.Now,
+			Logger:                a.log.With("component", "api"),
+			Ready:                 a.ready.Load,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -228,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.goLoop("engine", func() error { return a.engine.Run(loops) })
 	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
 	a.goLoop("webhooks", func() error { return a.hooks.Run(loops) })
+	a.goLoop("notifier", func() error { return a.notif.Run(loops) })
 	if cfg.Demo {
 		simCfg := cfg.Sim
 		simCfg.Logger = a.log.With("component", "sim")
@@ -306,6 +333,37 @@ func (a *App) reconcileWebhooks() {
 	}
 }
 
+// stoppableWatcher ends every watch when the process starts stopping.
+type stoppableWatcher struct {
+	bus  *bus.Bus
+	stop context.Context
+}
+
+func (w stoppableWatcher) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	unregister := context.AfterFunc(w.stop, cancel)
+	in, err := w.bus.WatchRFQ(ctx, rfqID, afterSeq)
+	if err != nil {
+		unregister()
+		cancel()
+		return nil, err
+	}
+	out := make(chan rydes.Event)
+	go func() {
+		defer close(out)
+		defer cancel()
+		defer unregister()
+		for ev := range in {
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
 // natsAuth checks provider credentials on the embedded broker against the
 // registry; until the registry exists, nobody but rydes itself gets in.
 type natsAuth struct {
@@ -351,6 +409,9 @@ func (a *App) disconnect(user string) {
 // GeneratedAdminKey returns the admin key this start made, to be shown once;
 // "" if the key was configured or made by an earlier start.
 func (a *App) GeneratedAdminKey() string { return a.generatedAdminKey }
+
+// Customers returns the customer registry, for tests and tools in this module.
+func (a *App) Customers() *registry.Customers { return a.custs }
 
 // Registry returns the provider registry, for tests and tools in this module.
 func (a *App) Registry() *registry.Registry { return a.reg }
@@ -422,6 +483,7 @@ func (a *App) Err() <-chan error { return a.errc }
 func (a *App) Shutdown(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.ready.Store(false)
+		a.stopWatches()
 		var errs []error
 		if err := a.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain http: %w", err))

@@ -104,6 +104,7 @@ func roster(rfq rydes.RFQ) map[string]rydes.ProviderState {
 // completes.
 func TestPartnersJoinAnswerAndLeave(t *testing.T) {
 	h := start(t, partnerConfig(t))
+	h.key = adminKey // no --demo: requests are made with the admin key
 	ctx := rydestest.Context(t)
 	admin, err := client.New(h.app.URL(), client.WithAPIKey(adminKey))
 	require.NoError(t, err)
@@ -162,6 +163,7 @@ func TestPartnersJoinAnswerAndLeave(t *testing.T) {
 // isolation: a provider answers only requests it was asked in, as itself.
 func TestProviderAnswersOverHTTP(t *testing.T) {
 	h := start(t, partnerConfig(t))
+	h.key = adminKey // no --demo: requests are made with the admin key
 	ctx := rydestest.Context(t)
 	admin, err := client.New(h.app.URL(), client.WithAPIKey(adminKey))
 	require.NoError(t, err)
@@ -202,7 +204,7 @@ func TestProviderAnswersOverHTTP(t *testing.T) {
 
 	// Identity comes from the key: a body naming another provider is refused.
 	r := h.do(http.MethodPost, "/v1/rfqs/"+both.ID+"/quotes", "application/json", []byte(`{"provider":"beta","price":{"amount":"1","currency":"EUR"}}`))
-	require.Equal(t, http.StatusUnauthorized, r.status, "no key")
+	require.Equal(t, http.StatusUnauthorized, r.status, "the admin key is no provider key")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.app.URL()+"/v1/rfqs/"+both.ID+"/quotes",
 		jsonBody(`{"provider":"beta","price":{"amount":"1","currency":"EUR"}}`))
 	require.NoError(t, err)
