@@ -22,10 +22,12 @@ import (
 // defaultServer is where the rfq commands find rydes unless told otherwise.
 const defaultServer = "http://127.0.0.1:8080"
 
-// defaultPoll is how often create --wait asks the server for news.
+// defaultPoll is how often create --wait and watch poll a server that has
+// no event stream.
 const defaultPoll = 250 * time.Millisecond
 
-// Exit codes of "rydes rfq create --wait" for an RFQ that did not complete.
+// Exit codes of "rydes rfq create --wait" (or --watch) and "rydes rfq
+// watch" for an RFQ that did not complete.
 // Every other failure of an rfq command, bad flags included, exits with 1.
 const (
 	exitExpired   = 2
@@ -55,6 +57,7 @@ Commands:
   create   ask every matching provider for a quote on a ride
   get      show an RFQ: its status, providers and quotes
   cancel   cancel an open RFQ
+  watch    follow an RFQ until it is complete, expired or cancelled
 
 Run 'rydes rfq <command> -h' for the flags of a command. Each flag can also
 be set as RYDES_<FLAG_IN_UPPER_SNAKE>, e.g. RYDES_SERVER for --server or
@@ -65,7 +68,7 @@ RYDES_API_KEY for --api-key; a flag on the command line wins.
 func runRFQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, rfqUsage)
-		return errors.New("rfq: missing command (create, get or cancel)")
+		return errors.New("rfq: missing command (create, get, cancel or watch)")
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "create":
@@ -74,6 +77,8 @@ func runRFQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		return rfqGet(ctx, rest, getenv, stdout, stderr)
 	case "cancel":
 		return rfqCancel(ctx, rest, getenv, stdout, stderr)
+	case "watch":
+		return rfqWatch(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, rfqUsage)
 		return flag.ErrHelp
@@ -128,8 +133,13 @@ id and deadline (with --json, the RFQ as JSON).
 With --wait it then follows the RFQ until it ends, printing a line for each
 quote, decline and time-out as it arrives, then the outcome, such as
   complete: 6 quotes, 4 declined, 0 timed out; best 12.00 USD from UnicornManagementResource3
-With --wait --json those lines go to stderr and the final RFQ, as JSON, to
-stdout. The exit status of create --wait is
+With --watch it follows the RFQ the same way, but on a terminal it shows a
+table redrawn in place instead: the quotes, best first, every asked
+provider's state and a line such as
+  answered 6/10 · 12s left
+With --wait --json (or --watch --json) those lines go to stderr and the
+final RFQ, as JSON, to stdout. The exit status of create --wait and --watch
+is
   0  complete: every asked provider answered
   2  expired: the deadline passed first
   3  cancelled
@@ -149,8 +159,9 @@ func rfqCreate(ctx context.Context, args []string, getenv func(string) string, s
 	attrs := attrFlag{}
 	fs.Var(attrs, "attr", "an attribute of the ride as `key=value`, such as color=pink; repeat for more")
 	fs.DurationVar(&req.Timeout, "timeout", 0, "how long providers have to answer, such as 45s (default: the server's)")
-	wait := fs.Bool("wait", false, "follow the RFQ until it is complete, expired or cancelled")
-	poll := fs.Duration("poll", defaultPoll, "how often --wait asks the server for news")
+	wait := fs.Bool("wait", false, "follow the RFQ until it is complete, expired or cancelled, a line per answer")
+	watch := fs.Bool("watch", false, "as --wait, but on a terminal show a table of quotes and providers redrawn in place")
+	poll := fs.Duration("poll", defaultPoll, "how often --wait and --watch ask the server for news if it has no event stream")
 	asJSON := fs.Bool("json", false, "print the RFQ as JSON")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -173,7 +184,7 @@ func rfqCreate(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if !*wait {
+	if !*wait && !*watch {
 		if *asJSON {
 			return writeJSON(stdout, rfq)
 		}
@@ -186,31 +197,8 @@ func rfqCreate(ctx context.Context, args []string, getenv func(string) string, s
 		out = stderr // stdout is for the final RFQ alone
 	}
 	fmt.Fprintln(out, createdLine(rfq))
-	p := newProgress(out)
-	p.update(rfq)
-	final, err := c.Watch(ctx, rfq.ID, *poll, func(r rydes.RFQ) error {
-		p.update(r)
-		return nil
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("stopped waiting for rfq %s, which goes on ('rydes rfq get %s' shows it): %w", rfq.ID, rfq.ID, err)
-		}
-		return fmt.Errorf("wait for rfq %s: %w", rfq.ID, err)
-	}
-	fmt.Fprintln(out, summary(final))
-	if *asJSON {
-		if err := writeJSON(stdout, final); err != nil {
-			return err
-		}
-	}
-	switch final.Status {
-	case rydes.StatusExpired:
-		return exitError{code: exitExpired, err: fmt.Errorf("rfq %s expired before every provider answered", final.ID)}
-	case rydes.StatusCancelled:
-		return exitError{code: exitCancelled, err: fmt.Errorf("rfq %s was cancelled", final.ID)}
-	}
-	return nil
+	final, err := follow(ctx, c, rfq.ID, *poll, newView(out, rfq, *watch, getenv))
+	return finish(ctx, rfq.ID, final, err, stdout, out, *asJSON)
 }
 
 const getUsage = `Usage: rydes rfq get ID [flags]

@@ -97,6 +97,7 @@ type stubAPI struct {
 	seen      []seen
 	nGets     int
 	cancelled bool
+	events    []rydes.Event // the event stream; nil: none (404), as on an older server
 }
 
 func newStub(t *testing.T, gets ...rydes.RFQ) *stubAPI {
@@ -106,6 +107,7 @@ func newStub(t *testing.T, gets ...rydes.RFQ) *stubAPI {
 	mux.HandleFunc("POST /v1/rfqs", s.create)
 	mux.HandleFunc("GET /v1/rfqs/{id}", s.get)
 	mux.HandleFunc("DELETE /v1/rfqs/{id}", s.cancel)
+	mux.HandleFunc("GET /v1/rfqs/{id}/events", s.stream)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		req := seen{method: r.Method, path: r.URL.Path, auth: r.Header.Get("Authorization")}
@@ -286,7 +288,7 @@ func TestRFQCreateWait(t *testing.T) {
 			if tc.code != 0 {
 				require.ErrorContains(t, err, "rfq "+testID+" "+map[int]string{exitExpired: "expired", exitCancelled: "was cancelled"}[tc.code])
 			}
-			require.Len(t, stub.requests(), 1+len(tc.gets), "one POST, then one GET per step until the final status")
+			require.Len(t, stub.requests(), 2+len(tc.gets), "one POST, the event stream (404: polling), then one GET per step until the final status")
 		})
 	}
 }
@@ -403,7 +405,7 @@ func TestRFQBadArgs(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "rfq: missing command (create, get or cancel)"},
+		{nil, "rfq: missing command (create, get, cancel or watch)"},
 		{[]string{"fly"}, `rfq: unknown command "fly"`},
 		{append(base, "--nope"), "flag provided but not defined: -nope"},
 		{append(base, "--passengers", "two"), `invalid value "two" for flag -passengers`},
