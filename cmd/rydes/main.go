@@ -1,7 +1,7 @@
 // Command rydes is the rydes quote broker and its command-line client.
 //
 //	rydes serve [flags]     run the broker (embedded NATS JetStream and SQLite)
-//	rydes rfq create|get|cancel [flags]
+//	rydes rfq create|get|watch|cancel [flags]
 //	rydes providers add|list|get|pause|resume|rm|rotate|stats [flags]
 //	rydes dead-letters list|replay [flags]
 //	rydes version
@@ -32,8 +32,9 @@ const usage = `rydes: a scatter-gather quote broker.
 
 Usage:
   rydes serve [flags]          run the broker; rydes serve -h lists the flags
-  rydes rfq create [flags]     ask for quotes; --wait follows them to the end
+  rydes rfq create [flags]     ask for quotes; --watch shows them live, --wait as lines
   rydes rfq get ID             show a request, its providers and quotes
+  rydes rfq watch ID           follow a request live until it ends
   rydes rfq cancel ID          cancel an open request
   rydes version                print the version
 
