@@ -41,6 +41,7 @@ func TestServeAndCLI(t *testing.T) {
 		"RYDES_DATA":           t.TempDir(),
 		"RYDES_SIM_MAX_DELAY":  "20ms",
 		"RYDES_SIM_QUOTE_RATE": "1",
+		"RYDES_ALLOW_TMPFS":    "true",
 	}
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(rydestest.Context(t))

@@ -64,6 +64,9 @@ type Config struct {
 	// AdminKey is the key of the admin API. If empty, the stored key is
 	// kept, or on first start one is made (GeneratedAdminKey shows it once).
 	AdminKey string
+	// AllowTmpfs lets the data dir be on a tmpfs, whose contents do not
+	// survive a reboot or power loss: for tests and throwaway runs only.
+	AllowTmpfs bool
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
 	WebhookAllowPrivate bool
@@ -129,6 +132,11 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if tmpfs, err := onTmpfs(cfg.DataDir); err != nil {
+		return nil, err
+	} else if tmpfs && !cfg.AllowTmpfs {
+		return nil, fmt.Errorf("data dir %s is on a tmpfs: nothing there survives a reboot or power loss; use a disk, or --allow-tmpfs for a test", cfg.DataDir)
 	}
 	// The store first: the broker asks it whose NATS credentials are good.
 	a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rydes.db"), a.log.With("component", "store"))

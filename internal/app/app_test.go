@@ -40,6 +40,7 @@ func config(t *testing.T, dataDir string, s sim.Config) app.Config {
 		RFQMaxTimeout: 10 * time.Minute,
 		Demo:          true,
 		Sim:           s,
+		AllowTmpfs:    true, // t.TempDir may be a tmpfs; these tests need no durability across reboots
 		Logger:        rydestest.Logger(t),
 	}
 }

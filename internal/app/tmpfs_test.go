@@ -1,0 +1,33 @@
+//go:build linux
+
+package app
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestOnTmpfs(t *testing.T) {
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("no /dev/shm on this machine")
+	}
+	got, err := onTmpfs("/dev/shm")
+	require.NoError(t, err)
+	require.True(t, got, "/dev/shm is a tmpfs on Linux")
+
+	_, err = onTmpfs("/does/not/exist")
+	require.Error(t, err)
+}
+
+func TestStartRefusesTmpfs(t *testing.T) {
+	if ok, err := onTmpfs("/dev/shm"); err != nil || !ok {
+		t.Skip("no tmpfs at /dev/shm on this machine")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "rydes-test-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_, err = Start(t.Context(), Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, RFQTimeout: 30e9, RFQMaxTimeout: 60e9})
+	require.ErrorContains(t, err, "tmpfs")
+}
