@@ -251,9 +251,13 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			Logger:                a.log.With("component", "api"),
 			Ready:                 a.ready.Load,
 		}),
+		// Slow clients cannot hold connections: every phase is bounded
+		// (event streams and long polls lift their own deadlines).
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 
