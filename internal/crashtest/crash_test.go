@@ -434,6 +434,8 @@ func TestTerm(t *testing.T) {
 
 func runCrash(t *testing.T, sig syscall.Signal, rounds int) {
 	rng := rand.New(rand.NewPCG(seed(t), 0x5eed))
+	began := time.Now()
+	phase := func(what string) { t.Logf("%s at %v", what, time.Since(began).Round(time.Millisecond)) }
 	s := newServer(t)
 	s.start()
 	l := startLoad(s)
@@ -461,6 +463,7 @@ func runCrash(t *testing.T, sig syscall.Signal, rounds int) {
 	}
 	l.end()
 	loadStopped = true
+	phase("load stopped")
 
 	l.mu.Lock()
 	accepted := append([]string(nil), l.accepted...)
@@ -529,11 +532,13 @@ func runCrash(t *testing.T, sig syscall.Signal, rounds int) {
 		}
 	}
 
+	phase("every accepted request final")
 	// A clean stop, then the database, read directly.
 	if err := s.stop(syscall.SIGTERM); err != nil {
 		t.Errorf("final SIGTERM: rydes exited with %v, want a clean exit", err)
 	}
 	rows := checkDB(t, s.dataDir, accepted)
+	phase("database checked")
 
 	// Invariants 3 and 4 need the broker: start once more with a client
 	// port and connect as rydes's internal user.
@@ -550,7 +555,9 @@ func runCrash(t *testing.T, sig syscall.Signal, rounds int) {
 		t.Fatal(err)
 	}
 	events := checkEvents(t, js, rows)
+	phase("events checked")
 	checkAnswers(t, js)
+	phase("answers checked")
 
 	t.Logf("figures (%s): %d rounds; requests accepted %d, completed %d, expired %d, lost %d; "+
 		"POSTs failed by connection %d, 503 %d, unexpected %d; stored requests %d; events read %d",
@@ -854,8 +861,13 @@ func checkAnswers(t *testing.T, js jetstream.JetStream) {
 	}
 	var info *jetstream.ConsumerInfo
 	deadline := time.Now().Add(ackWaitBound)
-	for {
+	for first := true; ; first = false {
 		info, err = cons.Info(ctx)
+		if first && err == nil && (info.NumPending != 0 || info.NumAckPending != 0) {
+			// Not a failure while it drains, but worth seeing: answers left
+			// unacknowledged by an earlier process wait out the ack wait.
+			t.Logf("gatherer after restart: %d pending, %d unacknowledged (waiting up to %v for redelivery)", info.NumPending, info.NumAckPending, ackWaitBound)
+		}
 		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
 			t.Logf("answers stream drained: %d delivered to the gatherer, %d redelivered", info.Delivered.Stream, info.NumRedelivered)
 			return
