@@ -37,32 +37,7 @@ func DecodeReply(provider, rfqID string, body []byte, receivedAt time.Time) (ryd
 	if b.RFQID != "" && !strings.EqualFold(b.RFQID, rfqID) {
 		return rydes.Answer{}, rydes.FieldErrorf("rfq_id", "%q is not the id of the request answered (%s); leave it out or send that id", truncateText(b.RFQID, 80), rfqID)
 	}
-	a := rydes.Answer{
-		RFQID:      rfqID,
-		Provider:   provider,
-		Kind:       rydes.AnswerKind(b.Kind),
-		ETASeconds: b.ETASeconds,
-		Reason:     b.Reason,
-		ReceivedAt: receivedAt,
-	}
-	if len(b.Price) > 0 && !isNull(b.Price) {
-		var p priceBody
-		if err := decodeStrict(b.Price, &p, "price."); err != nil {
-			return rydes.Answer{}, err
-		}
-		a.Price = rydes.Price(p)
-	}
-	if b.ExpiresAt != nil {
-		t, err := time.Parse(time.RFC3339Nano, *b.ExpiresAt)
-		if err != nil {
-			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
-		}
-		a.ExpiresAt = t.UTC()
-	}
-	if err := a.Validate(); err != nil {
-		return rydes.Answer{}, err
-	}
-	return a, nil
+	return b.answer(rfqID, provider, receivedAt)
 }
 
 // truncateText shortens s to at most n bytes, on a rune boundary, marking

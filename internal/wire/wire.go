@@ -59,32 +59,7 @@ func DecodeAnswer(provider string, body []byte, receivedAt time.Time) (rydes.Ans
 	if err := decodeStrict(body, &b, ""); err != nil {
 		return rydes.Answer{}, err
 	}
-	a := rydes.Answer{
-		RFQID:      b.RFQID,
-		Provider:   provider,
-		Kind:       rydes.AnswerKind(b.Kind),
-		ETASeconds: b.ETASeconds,
-		Reason:     b.Reason,
-		ReceivedAt: receivedAt,
-	}
-	if len(b.Price) > 0 && !isNull(b.Price) {
-		var p priceBody
-		if err := decodeStrict(b.Price, &p, "price."); err != nil {
-			return rydes.Answer{}, err
-		}
-		a.Price = rydes.Price(p)
-	}
-	if b.ExpiresAt != nil {
-		t, err := time.Parse(time.RFC3339Nano, *b.ExpiresAt)
-		if err != nil {
-			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
-		}
-		a.ExpiresAt = t.UTC()
-	}
-	if err := a.Validate(); err != nil {
-		return rydes.Answer{}, err
-	}
-	return a, nil
+	return b.answer(b.RFQID, provider, receivedAt)
 }
 
 // EncodeAnswer returns the wire body of a: everything but the provider and
@@ -204,4 +179,35 @@ func describeType(k reflect.Kind) string {
 
 func isNull(raw json.RawMessage) bool {
 	return string(bytes.TrimSpace(raw)) == "null"
+}
+
+// answer turns a decoded body into the validated answer of provider to the
+// RFQ rfqID: the part DecodeAnswer and DecodeReply share.
+func (b answerBody) answer(rfqID, provider string, receivedAt time.Time) (rydes.Answer, error) {
+	a := rydes.Answer{
+		RFQID:      rfqID,
+		Provider:   provider,
+		Kind:       rydes.AnswerKind(b.Kind),
+		ETASeconds: b.ETASeconds,
+		Reason:     b.Reason,
+		ReceivedAt: receivedAt,
+	}
+	if len(b.Price) > 0 && !isNull(b.Price) {
+		var p priceBody
+		if err := decodeStrict(b.Price, &p, "price."); err != nil {
+			return rydes.Answer{}, err
+		}
+		a.Price = rydes.Price(p)
+	}
+	if b.ExpiresAt != nil {
+		t, err := time.Parse(time.RFC3339Nano, *b.ExpiresAt)
+		if err != nil {
+			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+		}
+		a.ExpiresAt = t.UTC()
+	}
+	if err := a.Validate(); err != nil {
+		return rydes.Answer{}, err
+	}
+	return a, nil
 }
