@@ -271,14 +271,14 @@ func (r *runner) consume(ctx context.Context, cons jetstream.Consumer, queue str
 		select {
 		case r.slots <- struct{}{}:
 		case <-stopping:
-			p.nak(m, 0) // not started: hand it back at once
+			p.handBack(m) // not started: hand it back at once
 			return
 		}
 		r.mu.Lock()
 		if r.stopped {
 			r.mu.Unlock()
 			<-r.slots
-			p.nak(m, 0)
+			p.handBack(m)
 			return
 		}
 		r.inflight.Add(1)
@@ -499,6 +499,23 @@ func (p *Provider) ack(ctx context.Context, log *slog.Logger, m jetstream.Msg) {
 		log.Warn("ack", "err", err)
 	}
 }
+
+// handBack gives m back to the queue for immediate redelivery and waits
+// for the server to confirm it. A stopping provider hands back what it has
+// not started; unconfirmed, a hand-back still queued in a broker that shuts
+// down too is lost, and the request waits out the ack wait, often past its
+// deadline. JetStream's ack protocol confirms any ack, -NAK included, that
+// is sent as a request; the SDK's Nak does not ask.
+func (p *Provider) handBack(m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+	defer cancel()
+	if _, err := p.cfg.Conn.RequestWithContext(ctx, m.Reply(), []byte("-NAK")); err != nil {
+		p.log.Warn("hand back", "subject", m.Subject(), "err", err)
+	}
+}
+
+// handBackTimeout bounds the wait for the server to confirm a hand-back.
+const handBackTimeout = 2 * time.Second
 
 func (p *Provider) nak(m jetstream.Msg, delay time.Duration) {
 	var err error

@@ -600,17 +600,11 @@ func (b *Bus) Gather(ctx context.Context, handler GatherFunc, opts GatherOptions
 		return fmt.Errorf("gather: create or update consumer %s: %w", GathererConsumer, err)
 	}
 
-	// The consume callback hands messages over to this goroutine; once
-	// stopping is closed it gives them back (nak) instead.
+	// The consume callback hands messages over to this goroutine, which
+	// stages them; on the way out it stages what was pulled but not yet
+	// taken, so a clean stop hands nothing to the ack wait.
 	msgs := make(chan jetstream.Msg, opts.MaxBatch)
-	stopping := make(chan struct{})
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-stopping:
-			b.nak(m, 0)
-		}
-	},
+	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
 		jetstream.PullMaxMessages(2*opts.MaxBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			b.log.Warn("gather: consume", "err", err)
@@ -632,23 +626,57 @@ func (b *Bus) Gather(ctx context.Context, handler GatherFunc, opts GatherOptions
 			}
 			break
 		}
-		b.handleBatch(ctx, handler, batch, opts.RetryDelay)
+		// A batch once pulled is seen through even if a stop comes
+		// meanwhile: its answers' providers were told nothing yet, but
+		// handing them back costs an ack wait.
+		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+		b.handleBatch(hctx, handler, batch, opts.RetryDelay)
+		hcancel()
 	}
 
-	// Stop pulling; what was already pulled goes back to the stream for
-	// another instance (or the next run) to take.
-	close(stopping)
-	cc.Drain()
-	<-consumeClosed
-	for {
-		select {
-		case m := <-msgs:
-			b.nak(m, 0)
-		default:
-			return runErr
+	// Stop pulling: Drain returns at once and closes consumeClosed once the
+	// callback has seen every message already sent to this process, which
+	// the collector below keeps taking meanwhile. Then stage them, rather
+	// than leave them to the ack wait.
+	left := make(chan []jetstream.Msg, 1)
+	go func() {
+		var held []jetstream.Msg
+		for {
+			select {
+			case m := <-msgs:
+				held = append(held, m)
+			case <-consumeClosed:
+				for {
+					select {
+					case m := <-msgs:
+						held = append(held, m)
+					default:
+						left <- held
+						return
+					}
+				}
+			}
 		}
+	}()
+	cc.Drain()
+	held := <-left
+	drainCtx, drainCancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer drainCancel()
+	for len(held) > 0 {
+		n := min(len(held), opts.MaxBatch)
+		b.handleBatch(drainCtx, handler, held[:n], 0)
+		held = held[n:]
 	}
+	return runErr
 }
+
+// handleTimeout bounds one batch's handling, which a stop does not cut
+// short.
+const handleTimeout = 30 * time.Second
+
+// drainTimeout bounds how long a stopping Gather spends staging the answers
+// it had already pulled.
+const drainTimeout = 5 * time.Second
 
 // collect appends to batch one message from msgs, waiting for it, then
 // whatever else msgs already holds, up to max messages in all. It returns
@@ -689,13 +717,27 @@ func (b *Bus) handleBatch(ctx context.Context, handler GatherFunc, batch []jetst
 		}
 		return
 	}
-	for _, m := range batch {
+	// Acks are fire-and-forget except the last, which waits for the
+	// server's reply: the server handles one connection's acks in order, so
+	// once it confirms the last the whole batch is acknowledged. Without
+	// that, acks still queued in the server when it shuts down are lost and
+	// their answers wait out the ack wait to be staged (idempotently) again.
+	last := len(batch) - 1
+	for _, m := range batch[:last] {
 		if err := m.Ack(); err != nil {
 			// The answer will be redelivered and staged again, idempotently.
 			b.log.Warn("gather: ack", "subject", m.Subject(), "err", err)
 		}
 	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackSyncTimeout)
+	defer cancel()
+	if err := batch[last].DoubleAck(actx); err != nil {
+		b.log.Warn("gather: ack", "subject", batch[last].Subject(), "err", err)
+	}
 }
+
+// ackSyncTimeout bounds the wait for the server to confirm a batch's acks.
+const ackSyncTimeout = 5 * time.Second
 
 func (b *Bus) nak(m jetstream.Msg, delay time.Duration) {
 	var err error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,6 +484,60 @@ func TestGatherStops(t *testing.T) {
 	}
 	require.Error(t, bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{}))
 	require.Error(t, bb.bus.Publish(rydestest.Context(t), nil))
+}
+
+// A stopping Gather sees through the batch it is handling and stages what
+// it had pulled but not yet handled, acknowledging all of it, rather than
+// leave it to the ack wait: nothing it took is left unacknowledged.
+func TestGatherStopStagesWhatItPulled(t *testing.T) {
+	bb := setup(t, false)
+	const n = 40
+	for i := range n {
+		publishAnswer(t, bb.js, fmt.Sprintf("p%d", i), quoteBody(t, rfq1, "10"))
+	}
+	var (
+		mu      sync.Mutex
+		handled = map[string]int{}
+	)
+	inFirst := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	stop := bb.gather(t, func(ctx context.Context, batch []Inbound) error {
+		if calls.Add(1) == 1 {
+			close(inFirst)
+			<-release // the stop comes while this batch is being handled
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, in := range batch {
+			handled[in.Answer.Provider]++
+		}
+		return nil
+	}, GatherOptions{MaxBatch: 4})
+
+	<-inFirst
+	// The consume callback has pulled more than the first batch meanwhile.
+	rydestest.WaitFor(t, "the gatherer to pull beyond its first batch", func() bool {
+		c, err := bb.js.Consumer(rydestest.Context(t), AnswersStream, GathererConsumer)
+		return err == nil && c.CachedInfo().NumAckPending > 4
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	close(release)
+	require.NoError(t, <-stopped)
+
+	c, err := bb.js.Consumer(rydestest.Context(t), AnswersStream, GathererConsumer)
+	require.NoError(t, err)
+	info := c.CachedInfo()
+	require.Zero(t, info.NumAckPending, "answers left unacknowledged by a clean stop")
+	require.Zero(t, info.NumRedelivered, "answers handed back for redelivery by a clean stop")
+	mu.Lock()
+	defer mu.Unlock()
+	for p, k := range handled {
+		require.Equal(t, 1, k, "answer of %s handled %d times", p, k)
+	}
+	require.Equal(t, uint64(n), uint64(len(handled))+info.NumPending, "every answer is either staged or still waiting in the stream")
+	require.Greater(t, len(handled), 4, "the answers pulled beyond the first batch were staged")
 }
 
 func TestGatherReturnsWhenConsumerDeleted(t *testing.T) {
