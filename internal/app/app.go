@@ -26,6 +26,7 @@ import (
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/engine"
 	"github.com/wildrydes/rydes/internal/notify"
+	"github.com/wildrydes/rydes/internal/reconcile"
 	"github.com/wildrydes/rydes/internal/registry"
 	"github.com/wildrydes/rydes/internal/sim"
 	"github.com/wildrydes/rydes/internal/store"
@@ -67,6 +68,10 @@ type Config struct {
 	// AllowTmpfs lets the data dir be on a tmpfs, whose contents do not
 	// survive a reboot or power loss: for tests and throwaway runs only.
 	AllowTmpfs bool
+	// ReconcileInterval is the time between two checks of the broker
+	// against the database (internal/reconcile). 0 for the default, 1
+	// minute; negative turns reconciliation off.
+	ReconcileInterval time.Duration
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
 	WebhookAllowPrivate bool
@@ -267,6 +272,20 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
 	a.goLoop("webhooks", func() error { return a.hooks.Run(loops) })
 	a.goLoop("notifier", func() error { return a.notif.Run(loops) })
+	if cfg.ReconcileInterval >= 0 {
+		rec, err := reconcile.New(reconcile.Config{
+			Store: a.store, Broker: a.bus, Interval: cfg.ReconcileInterval, Clock: cfg.Clock,
+			Logger: a.log.With("component", "reconcile"),
+			EnsureQueues: func(ctx context.Context) error {
+				_, err := a.reg.Reconcile(ctx)
+				return err
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.goLoop("reconciler", func() error { return rec.Run(loops) })
+	}
 	if cfg.Demo {
 		simCfg := cfg.Sim
 		simCfg.Logger = a.log.With("component", "sim")

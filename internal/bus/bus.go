@@ -139,6 +139,7 @@ type Bus struct {
 	log *slog.Logger
 
 	dispatch jetstream.Stream
+	acks     ackMarks // what Publish was acknowledged with, for reconciliation
 
 	// done is closed by Close; Publish and Gather calls are counted in wg.
 	done      chan struct{}
@@ -321,8 +322,9 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) error {
 		}
 		for _, p := range futures {
 			select {
-			case <-p.future.Ok():
+			case ack := <-p.future.Ok():
 				// Stored, or a duplicate of a message stored before: both fine.
+				b.acks.note(ack)
 			case err := <-p.future.Err():
 				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, DedupeID: dedupeID(p.msg), Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
 			case <-ctx.Done():

@@ -148,6 +148,10 @@ type Store interface {
 	// NextDeadline returns the earliest deadline of an open RFQ, and false
 	// if no RFQ is open.
 	NextDeadline(ctx context.Context) (time.Time, bool, error)
+	// ListRFQs returns RFQs as GetRFQ does, ordered by id, after AfterID,
+	// at most Limit (0 for 100): the open ones (Open), or the final ones
+	// closed at or after ClosedSince. Reconciliation pages through them.
+	ListRFQs(ctx context.Context, p ListRFQsParams) ([]rydes.RFQ, error)
 
 	// PendingOutbox returns up to Limit (0 for 100) unpublished outbox
 	// messages, oldest first.
@@ -298,6 +302,16 @@ type ListRejectionsParams struct {
 type ExpireDueParams struct {
 	Now   time.Time
 	Limit int
+}
+
+// ListRFQsParams are the parameters of Store.ListRFQs.
+type ListRFQsParams struct {
+	// Open lists the open RFQs; otherwise the final ones closed at or
+	// after ClosedSince.
+	Open        bool
+	ClosedSince time.Time
+	AfterID     string // "" for the first page
+	Limit       int
 }
 
 // PendingOutboxParams are the parameters of Store.PendingOutbox.

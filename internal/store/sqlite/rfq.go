@@ -126,6 +126,57 @@ func (s *Store) GetRFQ(ctx context.Context, p store.GetRFQParams) (rydes.RFQ, er
 	return r, nil
 }
 
+// ListRFQs returns the open RFQs, or the final ones closed since
+// p.ClosedSince, ordered by id after p.AfterID, at most p.Limit (0 for 100).
+func (s *Store) ListRFQs(ctx context.Context, p store.ListRFQsParams) ([]rydes.RFQ, error) {
+	out := []rydes.RFQ{}
+	err := s.read(ctx, "list rfqs", func(tx *txn) error {
+		var (
+			rows *sql.Rows
+			err  error
+		)
+		if p.Open {
+			rows, err = tx.QueryContext(ctx, `
+				SELECT id FROM rfqs WHERE status = 'open' AND id > ? ORDER BY id LIMIT ?`,
+				p.AfterID, queryLimit(p.Limit))
+		} else {
+			rows, err = tx.QueryContext(ctx, `
+				SELECT id FROM rfqs WHERE status <> 'open' AND closed_at >= ? AND id > ? ORDER BY id LIMIT ?`,
+				micros(p.ClosedSince), p.AfterID, queryLimit(p.Limit))
+		}
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := loadRFQ(ctx, tx, id, "")
+			if err != nil {
+				return fmt.Errorf("rfq %s: %w", id, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // loadRFQ reads the RFQ id, with roster, quotes, Seq and notify URL, as
 // GetRFQ returns it.
 func loadRFQ(ctx context.Context, tx *txn, id, customer string) (rydes.RFQ, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sort"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CancelScopeAndConflicts", testCancelConflicts},
 		{"OutboxContents", testOutbox},
 		{"DeleteOutbox", testDeleteOutbox},
+		{"ListRFQs", testListRFQs},
 		{"Rejections", testRejections},
 		{"RejectionsDefaultLimit", testRejectionsLimit},
 		{"Concurrency", testConcurrency},
@@ -944,6 +946,45 @@ func testOutbox(t *testing.T, s store.Store) {
 	def, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
 	require.NoError(t, err)
 	require.Equal(t, ms, def, "limit 0 is 100")
+}
+
+func testListRFQs(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	var open []string
+	for range 3 {
+		open = append(open, createRFQ(t, s, rfqOpts{}).ID)
+	}
+	cancelled := createRFQ(t, s, rfqOpts{})
+	before := cancelled.CreatedAt.Add(time.Second)
+	_, err := s.CancelRFQ(ctx, store.CancelRFQParams{ID: cancelled.ID, Now: before})
+	require.NoError(t, err)
+	sort.Strings(open)
+
+	ids := func(rs []rydes.RFQ) []string {
+		out := []string{}
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	got, err := s.ListRFQs(ctx, store.ListRFQsParams{Open: true})
+	require.NoError(t, err)
+	require.Equal(t, open, ids(got), "open ones, by id")
+	want, err := s.GetRFQ(ctx, store.GetRFQParams{ID: got[0].ID})
+	require.NoError(t, err)
+	require.Equal(t, want, got[0], "as GetRFQ returns them")
+
+	page, err := s.ListRFQs(ctx, store.ListRFQsParams{Open: true, AfterID: open[0], Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, open[1:2], ids(page), "after AfterID, at most Limit")
+
+	final, err := s.ListRFQs(ctx, store.ListRFQsParams{ClosedSince: before})
+	require.NoError(t, err)
+	require.Equal(t, []string{cancelled.ID}, ids(final))
+	require.Equal(t, rydes.StatusCancelled, final[0].Status)
+	final, err = s.ListRFQs(ctx, store.ListRFQsParams{ClosedSince: before.Add(time.Microsecond)})
+	require.NoError(t, err)
+	require.Empty(t, final, "closed before ClosedSince")
 }
 
 func testDeleteOutbox(t *testing.T, s store.Store) {

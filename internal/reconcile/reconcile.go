@@ -1,0 +1,313 @@
+// Package reconcile checks, periodically, the broker against the database,
+// which is rydes's source of truth, and heals a broker that lost data.
+//
+// The outbox makes publication reliable up to the broker's acknowledgement;
+// a broker can still lose acknowledged messages afterwards (a crash under
+// lazy fsync, corrupt or lost files, a stream deleted by hand). A stream's
+// sequence never goes down and its creation time never changes unless that
+// happened, so the reconciler keeps, per stream, a mark in the database:
+// the stream's creation time, the highest sequence it was seen at or
+// acknowledged a publication with, and how many messages the server
+// reports lost. A round that finds the stream missing, re-created, behind
+// its mark or with more messages lost re-publishes, with their original
+// message ids (so what the broker still holds is not stored twice):
+//
+//   - from RYDES_DISPATCH's loss, the request of every open RFQ to every
+//     provider still pending in it (providers may see a request twice, as
+//     after any redelivery; rydes keeps one answer);
+//   - from RYDES_EVENTS's loss, the final event of every RFQ closed within
+//     the stream's retention, which completion webhooks and watchers wait
+//     for.
+//
+// Answers are the providers' to re-send: RYDES_ANSWERS is protected by the
+// broker's fsync on every write (the default durability).
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/bus"
+	"github.com/wildrydes/rydes/internal/store"
+)
+
+// Broker is what the reconciler needs of the bus.
+type Broker interface {
+	// StreamState returns a stream's incarnation, last sequence and lost
+	// messages.
+	StreamState(ctx context.Context, name string) (bus.StreamState, error)
+	// TakeAckedSeq returns the highest sequence a stream acknowledged a
+	// publication of this process with since the last call.
+	TakeAckedSeq(name string) uint64
+	// EnsureStreams creates the streams that are missing.
+	EnsureStreams(ctx context.Context) error
+	// Publish publishes messages as the outbox relay does.
+	Publish(ctx context.Context, msgs []store.OutboxMessage) error
+}
+
+// Config configures a Reconciler.
+type Config struct {
+	Store  store.Store
+	Broker Broker
+	// EnsureQueues re-creates every provider's queue (a lost dispatch
+	// stream takes its consumers with it). Optional.
+	EnsureQueues func(ctx context.Context) error
+	// Interval is the time between two rounds. Default 1 minute.
+	Interval time.Duration
+	// EventsMaxAge is how far back final events are re-published: the
+	// events stream's retention. Default bus.MaxAge.
+	EventsMaxAge time.Duration
+	Clock        clockwork.Clock // nil for the real clock
+	Logger       *slog.Logger    // nil discards
+}
+
+// Reconciler runs reconciliation rounds.
+type Reconciler struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Reconciler.
+func New(cfg Config) (*Reconciler, error) {
+	if cfg.Store == nil || cfg.Broker == nil {
+		return nil, errors.New("reconcile: a store and a broker are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.EventsMaxAge <= 0 {
+		cfg.EventsMaxAge = bus.MaxAge
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Report is what one round found and did.
+type Report struct {
+	// Losses describes, per stream that lost data, how it was detected.
+	Losses map[string]string
+	// Dispatches and Events count the messages re-published.
+	Dispatches int
+	Events     int
+}
+
+// Mark is what the database remembers of a stream between rounds.
+type Mark struct {
+	Created time.Time `json:"created"`
+	LastSeq uint64    `json:"last_seq"`
+	Lost    int       `json:"lost"`
+}
+
+// MarkSetting is the name of the setting that holds a stream's Mark.
+func MarkSetting(stream string) string { return "reconcile.stream." + stream }
+
+// streams are the streams reconciled, in order.
+var streams = []string{bus.DispatchStream, bus.EventsStream}
+
+// Run runs a round every Interval until ctx is done, and returns nil. A
+// failed round is logged and tried again at the next.
+func (r *Reconciler) Run(ctx context.Context) error {
+	for {
+		if _, err := r.Once(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("reconciliation round failed; trying again at the next", "err", err, "interval", r.cfg.Interval)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.cfg.Clock.After(r.cfg.Interval):
+		}
+	}
+}
+
+// Once runs one round: it compares each stream with its mark, heals the
+// streams that lost data, and moves the marks on.
+func (r *Reconciler) Once(ctx context.Context) (Report, error) {
+	rep := Report{Losses: map[string]string{}}
+	var errs []error
+	for _, name := range streams {
+		if err := r.stream(ctx, name, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", name, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+func (r *Reconciler) stream(ctx context.Context, name string, rep *Report) error {
+	// Take the acks before reading the state: every ack taken is then for
+	// a message the state must include.
+	acked := r.cfg.Broker.TakeAckedSeq(name)
+	st, err := r.cfg.Broker.StreamState(ctx, name)
+	if err != nil {
+		return err
+	}
+	mark, had, err := r.loadMark(ctx, name)
+	if err != nil {
+		return err
+	}
+	high := acked
+	if had && mark.Created.Equal(st.Created) {
+		high = max(high, mark.LastSeq)
+	}
+	why := ""
+	switch {
+	case st.Missing:
+		why = "the stream is missing"
+	case had && !mark.Created.Equal(st.Created):
+		why = fmt.Sprintf("the stream was created again (at %s, was %s)", st.Created.Format(time.RFC3339Nano), mark.Created.Format(time.RFC3339Nano))
+	case high > st.LastSeq:
+		why = fmt.Sprintf("its last sequence went back from %d to %d", high, st.LastSeq)
+	case had && st.Lost > mark.Lost:
+		why = fmt.Sprintf("the server reports %d messages lost (was %d)", st.Lost, mark.Lost)
+	}
+	if why != "" {
+		rep.Losses[name] = why
+		r.log.Warn("the broker lost data; re-publishing from the database", "stream", name, "detected", why)
+		if err := r.heal(ctx, name, rep); err != nil {
+			// Keep the old mark (and what was acked) so that the next
+			// round detects the loss again.
+			if had {
+				mark.LastSeq = max(mark.LastSeq, acked)
+			} else {
+				mark = Mark{LastSeq: acked}
+			}
+			if perr := r.saveMark(ctx, name, mark); perr != nil {
+				err = errors.Join(err, perr)
+			}
+			return fmt.Errorf("heal: %w", err)
+		}
+		if st, err = r.cfg.Broker.StreamState(ctx, name); err != nil {
+			return err
+		}
+	}
+	return r.saveMark(ctx, name, Mark{Created: st.Created, LastSeq: st.LastSeq, Lost: st.Lost})
+}
+
+// heal re-publishes what the stream name should hold.
+func (r *Reconciler) heal(ctx context.Context, name string, rep *Report) error {
+	if err := r.cfg.Broker.EnsureStreams(ctx); err != nil {
+		return err
+	}
+	switch name {
+	case bus.DispatchStream:
+		if r.cfg.EnsureQueues != nil {
+			if err := r.cfg.EnsureQueues(ctx); err != nil {
+				return fmt.Errorf("ensure provider queues: %w", err)
+			}
+		}
+		n, err := r.republish(ctx, store.ListRFQsParams{Open: true}, dispatchesOf(r.cfg.Clock.Now()))
+		rep.Dispatches += n
+		return err
+	case bus.EventsStream:
+		since := r.cfg.Clock.Now().Add(-r.cfg.EventsMaxAge)
+		n, err := r.republish(ctx, store.ListRFQsParams{ClosedSince: since}, finalEventOf)
+		rep.Events += n
+		return err
+	}
+	return nil
+}
+
+// pageSize is how many RFQs a heal reads and re-publishes at a time.
+const pageSize = 200
+
+// republish pages through the RFQs p lists and publishes what msgs makes of
+// each page. It returns how many messages it published.
+func (r *Reconciler) republish(ctx context.Context, p store.ListRFQsParams, msgs func(rydes.RFQ) []store.OutboxMessage) (int, error) {
+	p.Limit = pageSize
+	total := 0
+	for {
+		rfqs, err := r.cfg.Store.ListRFQs(ctx, p)
+		if err != nil {
+			return total, fmt.Errorf("list rfqs: %w", err)
+		}
+		var batch []store.OutboxMessage
+		for _, rfq := range rfqs {
+			batch = append(batch, msgs(rfq)...)
+		}
+		if len(batch) > 0 {
+			if err := r.cfg.Broker.Publish(ctx, batch); err != nil {
+				return total, err
+			}
+			total += len(batch)
+		}
+		if len(rfqs) < p.Limit {
+			return total, nil
+		}
+		p.AfterID = rfqs[len(rfqs)-1].ID
+	}
+}
+
+// dispatchesOf returns a function making the requests of an open RFQ to the
+// providers still pending in it, unless its deadline passed at now.
+func dispatchesOf(now time.Time) func(rydes.RFQ) []store.OutboxMessage {
+	return func(rfq rydes.RFQ) []store.OutboxMessage {
+		if !now.Before(rfq.Deadline) {
+			return nil // the deadline loop expires it
+		}
+		var out []store.OutboxMessage
+		for _, e := range rfq.Providers {
+			if e.State != rydes.ProviderPending {
+				continue
+			}
+			out = append(out, store.OutboxMessage{
+				Kind: store.OutboxDispatch, CreatedAt: rfq.CreatedAt,
+				Dispatch: &store.Dispatch{Provider: e.Provider, Request: rfq.ProviderRequest()},
+			})
+		}
+		return out
+	}
+}
+
+// finalEventOf returns the final event of a final RFQ as the store emitted
+// it: its last event, at its closing time.
+func finalEventOf(rfq rydes.RFQ) []store.OutboxMessage {
+	var t rydes.EventType
+	switch rfq.Status {
+	case rydes.StatusComplete:
+		t = rydes.EventComplete
+	case rydes.StatusExpired:
+		t = rydes.EventExpired
+	case rydes.StatusCancelled:
+		t = rydes.EventCancelled
+	default:
+		return nil
+	}
+	ev := rydes.Event{RFQID: rfq.ID, Seq: rfq.Seq, Type: t, At: rfq.ClosedAt, Customer: rfq.Customer, Status: rfq.Status}
+	return []store.OutboxMessage{{Kind: store.OutboxEvent, CreatedAt: rfq.ClosedAt, Event: &ev}}
+}
+
+func (r *Reconciler) loadMark(ctx context.Context, name string) (Mark, bool, error) {
+	v, ok, err := r.cfg.Store.GetSetting(ctx, MarkSetting(name))
+	if err != nil || !ok {
+		return Mark{}, false, err
+	}
+	var m Mark
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		// A mark that does not read is no mark: the next one replaces it.
+		r.log.Warn("unreadable reconciliation mark; starting over", "stream", name, "err", err)
+		return Mark{}, false, nil
+	}
+	return m, true, nil
+}
+
+func (r *Reconciler) saveMark(ctx context.Context, name string, m Mark) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode mark: %w", err)
+	}
+	if err := r.cfg.Store.PutSetting(ctx, MarkSetting(name), string(b)); err != nil {
+		return fmt.Errorf("save mark: %w", err)
+	}
+	return nil
+}
