@@ -9,8 +9,8 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
