@@ -58,6 +58,15 @@ type Config struct {
 	RFQTimeout    time.Duration // default deadline of a request
 	RFQMaxTimeout time.Duration // longest deadline a request may ask for
 
+	// Retention is how long finished requests (from when they closed),
+	// dead letters, refused answers and audit entries are kept; a loop
+	// deletes what is older every RetentionInterval. Zero keeps everything
+	// (rydes serve's default is DefaultRetention).
+	Retention time.Duration
+	// RetentionInterval is how often the retention loop runs; zero means
+	// every minute.
+	RetentionInterval time.Duration
+
 	Demo bool       // run the simulated fleet
 	Sim  sim.Config // the simulated fleet, when Demo is set
 
@@ -74,6 +83,9 @@ type Config struct {
 	Logger *slog.Logger
 	Clock  clockwork.Clock // nil for the real clock
 }
+
+// DefaultRetention is rydes serve's --retention: a week.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // App is a running rydes process.
 type App struct {
@@ -117,6 +129,14 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	limits := rydes.Limits{DefaultTimeout: cfg.RFQTimeout, MaxTimeout: cfg.RFQMaxTimeout}
 	if err := limits.Validate(); err != nil {
 		return nil, fmt.Errorf("rfq timeouts: %w", err)
+	}
+	if cfg.Retention < 0 || cfg.RetentionInterval < 0 {
+		return nil, fmt.Errorf("retention %s and its interval %s must not be negative", cfg.Retention, cfg.RetentionInterval)
+	}
+	if cfg.Retention > 0 && cfg.Retention < cfg.RFQMaxTimeout {
+		// A request must be able to close before it can be purged, and its
+		// watchers and notifier need some time after.
+		return nil, fmt.Errorf("retention %s is shorter than the longest request timeout %s", cfg.Retention, cfg.RFQMaxTimeout)
 	}
 	if cfg.Demo {
 		if err := cfg.Sim.Validate(); err != nil {
@@ -184,6 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.engine, err = engine.New(engine.Config{
 		Store: a.store, Publisher: a.bus, Clock: cfg.Clock, Logger: a.log.With("component", "engine"), Limits: limits,
+		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
 	})
 	if err != nil {
 		return nil, err
