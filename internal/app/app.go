@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,8 +164,15 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	prevKeyHash, _, err := a.store.GetSetting(ctx, auth.AdminKeyHashSetting)
+	if err != nil {
+		return nil, fmt.Errorf("read admin key hash: %w", err)
+	}
 	a.adminKeyHash, a.generatedAdminKey, err = auth.EnsureAdminKey(ctx, a.store, cfg.AdminKey)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.auditAdminKey(ctx, prevKeyHash); err != nil {
 		return nil, err
 	}
 	if cfg.NATSURL != "" {
@@ -267,6 +275,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			OpenLoopbackCustomers: cfg.Demo,
 			Watcher:               stoppableWatcher{bus: a.bus, stop: stopping},
 			Notifications:         a.store,
+			Audit:                 a.store,
 			Web:                   web.Handler(),
 			Now:                   cfg.Clock.Now,
 			Logger:                a.log.With("component", "api"),
@@ -342,6 +351,32 @@ func (a *App) registerSimulated(ctx context.Context) error {
 				return fmt.Errorf("pause simulated provider %s: %w", p.ID, err)
 			}
 		}
+	}
+	return nil
+}
+
+// auditAdminKey records, as an admin_key.set entry by "config", that this
+// start set the admin key: made one on a first start, or took a configured
+// key other than the one stored (prevHash). Details say which, and the new
+// key's fingerprint, never the key.
+func (a *App) auditAdminKey(ctx context.Context, prevHash string) error {
+	if a.adminKeyHash == prevHash {
+		return nil
+	}
+	how := "configured"
+	if a.generatedAdminKey != "" {
+		how = "generated"
+	} else if a.cfg.AdminKey == "" {
+		return nil // another process made the key first and recorded it
+	}
+	details, err := json.Marshal(map[string]any{"source": how, "fingerprint": a.adminKeyHash[:12], "replaced": prevHash != ""})
+	if err != nil {
+		return fmt.Errorf("audit admin key: %w", err)
+	}
+	if _, err := a.store.AddAudit(ctx, rydes.AuditEntry{
+		At: a.cfg.Clock.Now().UTC(), Actor: "config", Action: rydes.AuditAdminKeySet, Details: details,
+	}); err != nil {
+		return fmt.Errorf("audit admin key: %w", err)
 	}
 	return nil
 }
