@@ -159,7 +159,8 @@ type Store interface {
 	// PurgeFinished deletes final RFQs (complete, expired, cancelled) that
 	// closed before Before, oldest first, at most Limit of them (0 for
 	// DefaultPurgeLimit) in one transaction, with everything kept for them:
-	// roster, quotes, notification log and refused answers. It never
+	// roster, quotes, notification log, refused answers and dead letters.
+	// It never
 	// touches an open RFQ, nor an RFQ that still has outbox messages to
 	// publish. It returns how many RFQs it deleted; the caller repeats
 	// while that is Limit.

@@ -22,7 +22,7 @@ func purgeLimit(n int) int {
 // final RFQs that closed before p.Before, those that closed first first,
 // in one write transaction: the RFQ rows, and with them (ON DELETE CASCADE)
 // their roster with its quotes and their notification log, and their
-// refused answers. RFQs that still have outbox messages are skipped: their
+// refused answers and dead letters. RFQs that still have outbox messages are skipped: their
 // events are not published yet. It returns how many RFQs it deleted.
 func (s *Store) PurgeFinished(ctx context.Context, p store.PurgeFinishedParams) (int, error) {
 	if p.Before.IsZero() {
@@ -62,6 +62,11 @@ func (s *Store) PurgeFinished(ctx context.Context, p store.PurgeFinishedParams) 
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rejections WHERE rfq_id IN (SELECT value FROM json_each(?))`, string(list)); err != nil {
 			return fmt.Errorf("rejections: %w", err)
+		}
+		// dead_letters has no index on rfq_id: it is small, and this reads
+		// it once per batch.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE rfq_id IN (SELECT value FROM json_each(?))`, string(list)); err != nil {
+			return fmt.Errorf("dead letters: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM rfqs WHERE id IN (SELECT value FROM json_each(?)) AND status <> 'open'`, string(list))
 		if err != nil {

@@ -92,6 +92,11 @@ func testPurgeFinished(t *testing.T, s store.Store) {
 	pending := len(outbox(t, s))
 	require.Positive(t, pending)
 	before := stats(t, s, "p1")
+	// Dead letters newer than the cut: they go with their RFQ, not by age.
+	dlGone := addDeadLetter(t, s, rydes.DeadLetter{Provider: "hook", RFQID: complete.ID, Attempts: 1, LastError: "HTTP 500",
+		Request: complete.ProviderRequest(), CreatedAt: base.Add(2 * time.Hour)})
+	dlKept := addDeadLetter(t, s, rydes.DeadLetter{Provider: "hook", RFQID: open.ID, Attempts: 1, LastError: "HTTP 500",
+		Request: open.ProviderRequest(), CreatedAt: base.Add(2 * time.Hour)})
 
 	cut := base.Add(time.Hour)
 	require.Equal(t, 3, purgeFinished(t, s, cut, 0))
@@ -103,6 +108,11 @@ func testPurgeFinished(t *testing.T, s store.Store) {
 	require.Equal(t, rydes.StatusCancelled, get(t, s, recent.ID).Status, "an RFQ closed after the cut stays")
 	require.Equal(t, rydes.StatusCancelled, get(t, s, unpublished.ID).Status, "an RFQ with unpublished events stays")
 	require.Len(t, outbox(t, s), pending, "the outbox is untouched")
+	_, err := s.GetDeadLetter(ctx, dlGone.ID)
+	requireCode(t, rydes.ENOTFOUND, err)
+	got, err := s.GetDeadLetter(ctx, dlKept.ID)
+	require.NoError(t, err)
+	require.Equal(t, dlKept, got, "the open RFQ's dead letter stays")
 	after := stats(t, s, "p1")
 	require.Equal(t, before.Asked-3, after.Asked, "the roster entries went with their RFQs")
 	require.Equal(t, before.Quoted-1, after.Quoted)
@@ -121,7 +131,7 @@ func testPurgeFinished(t *testing.T, s store.Store) {
 	publishAll(t, s)
 	require.Zero(t, purgeFinished(t, s, base.Add(5*time.Hour), 0))
 	require.Equal(t, 1, purgeFinished(t, s, base.Add(5*time.Hour+time.Microsecond), 0))
-	_, err := s.PurgeFinished(ctx, store.PurgeFinishedParams{})
+	_, err = s.PurgeFinished(ctx, store.PurgeFinishedParams{})
 	require.Error(t, err, "a purge needs its cut")
 }
 
