@@ -203,3 +203,45 @@ func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (rydes.DeadLett
 	err := c.do(ctx, http.MethodPost, "/v1/dead-letters/"+strconv.FormatInt(id, 10)+"/replay", nil, &dl)
 	return dl, err
 }
+
+// AuditQuery selects audit entries for Audit. The zero value asks for the
+// newest entries of every action.
+type AuditQuery struct {
+	// Action keeps the entries of this action only; "" keeps all.
+	Action rydes.AuditAction
+	// Before keeps the entries with a lower id, that is older ones: the
+	// NextBefore of the page before; 0 starts at the newest.
+	Before int64
+	// Limit is the most entries returned; 0 asks for the server's default.
+	Limit int
+}
+
+// AuditPage is one page of the audit log, newest first.
+type AuditPage struct {
+	Entries []rydes.AuditEntry `json:"entries"`
+	// NextBefore is the AuditQuery.Before that reads the next, older page;
+	// 0 when there is none.
+	NextBefore int64 `json:"next_before,omitzero"`
+}
+
+// Audit returns one page of the audit log of administrative changes,
+// newest first.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) (AuditPage, error) {
+	v := url.Values{}
+	if q.Action != "" {
+		v.Set("action", string(q.Action))
+	}
+	if q.Before != 0 {
+		v.Set("before", strconv.FormatInt(q.Before, 10))
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/v1/audit"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var page AuditPage
+	err := c.do(ctx, http.MethodGet, path, nil, &page)
+	return page, err
+}

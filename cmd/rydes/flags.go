@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // envPrefix starts the name of the environment variable of every flag.
@@ -74,4 +76,37 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// longDuration is a flag.Value for a time.Duration that may also be given
+// in whole days, "7d", as well as any time.ParseDuration form ("168h").
+type longDuration struct{ d *time.Duration }
+
+// String implements flag.Value: whole days as "Nd", else the Go form.
+func (l longDuration) String() string {
+	if l.d == nil {
+		return ""
+	}
+	if day := 24 * time.Hour; *l.d > 0 && *l.d%day == 0 {
+		return strconv.FormatInt(int64(*l.d/day), 10) + "d"
+	}
+	return l.d.String()
+}
+
+// Set implements flag.Value.
+func (l longDuration) Set(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 32)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid duration %q: days must be a whole number, e.g. 7d", s)
+		}
+		*l.d = time.Duration(n) * 24 * time.Hour
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: e.g. 7d, 36h or 90m", s)
+	}
+	*l.d = d
+	return nil
 }

@@ -115,3 +115,39 @@ func TestParseFlagsErrors(t *testing.T) {
 	err = parseFlags(f.fs, []string{"-n", "x"}, nil)
 	require.ErrorContains(t, err, `invalid value "x" for flag -n`)
 }
+
+func TestLongDurationFlag(t *testing.T) {
+	var d time.Duration
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(&bytes.Buffer{})
+	fs.Var(longDuration{&d}, "retention", "retention")
+	for in, want := range map[string]time.Duration{
+		"7d": 7 * 24 * time.Hour, "0d": 0, "0": 0, "36h": 36 * time.Hour, "90m": 90 * time.Minute, "1d": 24 * time.Hour,
+	} {
+		require.NoError(t, parseFlags(fs, []string{"--retention", in}, nil), in)
+		require.Equal(t, want, d, in)
+	}
+	d = 24 * time.Hour
+	require.Equal(t, "1d", longDuration{&d}.String())
+	d = 36 * time.Hour
+	require.Equal(t, "36h0m0s", longDuration{&d}.String())
+	for _, bad := range []string{"7days", "-1d", "1.5d", "d", "soon"} {
+		require.Error(t, parseFlags(fs, []string{"--retention", bad}, nil), bad)
+	}
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.Var(longDuration{&d}, "retention", "retention")
+	require.NoError(t, parseFlags(fs, nil, envOf(map[string]string{"RYDES_RETENTION": "3d"})))
+	require.Equal(t, 3*24*time.Hour, d, "RYDES_RETENTION sets it")
+}
+
+func TestServeRetentionFlag(t *testing.T) {
+	cfg, _, err := serveConfig(nil, nil, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 7*24*time.Hour, cfg.Retention, "a week by default")
+	cfg, _, err = serveConfig([]string{"--retention", "0"}, nil, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Zero(t, cfg.Retention, "0 keeps everything")
+	cfg, _, err = serveConfig(nil, envOf(map[string]string{"RYDES_RETENTION": "30d"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 30*24*time.Hour, cfg.Retention)
+}

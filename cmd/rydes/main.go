@@ -4,6 +4,7 @@
 //	rydes rfq create|get|watch|cancel [flags]
 //	rydes providers add|list|get|pause|resume|rm|rotate|stats [flags]
 //	rydes dead-letters list|replay [flags]
+//	rydes audit list [flags]
 //	rydes version
 package main
 
@@ -51,6 +52,7 @@ Admin commands (they need the admin key, best set as RYDES_ADMIN_KEY):
   rydes dead-letters list      list failed webhook deliveries
   rydes dead-letters replay ID
                                deliver a dead letter again
+  rydes audit list             list the audit log of admin changes
 
 Every flag of serve and rfq can also be set with an environment variable
 RYDES_<FLAG>, e.g. RYDES_HTTP=127.0.0.1:9090 for --http; a flag on the
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "rfq":
 		return runRFQ(ctx, rest, getenv, stdout, stderr)
-	case "providers", "dead-letters":
+	case "providers", "dead-letters", "audit":
 		return runAdmin(ctx, cmd, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "rydes", version)

@@ -59,7 +59,7 @@ Every command takes --server (default ` + defaultServer + `), --admin-key and
 RYDES_SERVER; no other flag of these commands is read from the environment.
 `
 
-// runAdmin runs "rydes providers" or "rydes dead-letters" (cmd), args being
+// runAdmin runs "rydes providers", "rydes dead-letters" or "rydes audit" (cmd), args being
 // what follows it.
 func runAdmin(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	env := adminEnv(getenv)
@@ -75,6 +75,11 @@ func runAdmin(ctx context.Context, cmd string, args []string, getenv func(string
 		usage = deadLettersUsage
 		commands = map[string]adminCommand{"list": deadLettersList, "replay": deadLettersReplay}
 		names = "list or replay"
+	}
+	if cmd == "audit" {
+		usage = auditUsage
+		commands = map[string]adminCommand{"list": auditList}
+		names = "list"
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

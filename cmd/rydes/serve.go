@@ -31,6 +31,8 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&cfg.NATSPassword, "nats-password", "", "rydes's own NATS password: with --nats-url what it connects with; with the embedded broker what other instances connect with (random if empty)")
 	fs.DurationVar(&cfg.RFQTimeout, "rfq-timeout", rydes.DefaultTimeout, "deadline of a request that names no timeout")
 	fs.DurationVar(&cfg.RFQMaxTimeout, "rfq-max-timeout", rydes.DefaultMaxTimeout, "longest timeout a request may name")
+	cfg.Retention = app.DefaultRetention
+	fs.Var(longDuration{&cfg.Retention}, "retention", "how long finished requests, dead letters, refused answers and audit entries are kept, e.g. 7d or 36h; 0 keeps everything")
 	fs.BoolVar(&cfg.Demo, "demo", false, "run the simulated provider fleet (and, on loopback, let anyone act as a customer)")
 	fs.IntVar(&cfg.Sim.Count, "sim-providers", 10, "number of simulated providers with --demo (UnicornManagementResource1..N)")
 	fs.DurationVar(&cfg.Sim.MinDelay, "sim-min-delay", 0, "shortest time a simulated provider takes to answer")

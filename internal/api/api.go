@@ -27,9 +27,11 @@
 //   - providers: POST /v1/rfqs/{id}/quotes and /declines, with the
 //     provider's API key (Authorization: Bearer rydes_pk_…), which alone
 //     says who answers: no body names a provider;
-//   - administrators: /v1/providers…, /v1/customers… and
-//     /v1/dead-letters…, with the admin key (Authorization: Bearer …),
-//     compared by hash in constant time.
+//   - administrators: /v1/providers…, /v1/customers…,
+//     /v1/dead-letters… and /v1/audit, with the admin key (Authorization:
+//     Bearer …), compared by hash in constant time. Every state-changing
+//     admin request that succeeds is recorded in Config.Audit (see
+//     audited).
 //
 // A missing or wrong key gets 401 with WWW-Authenticate: Bearer, before the
 // request is otherwise looked at. A provider key is not an admin key, nor
@@ -217,6 +219,10 @@ type Config struct {
 	// Notifications lists the deliveries to RFQs' notify_url. Nil makes
 	// GET /v1/rfqs/{id}/notifications answer 503.
 	Notifications Notifications
+	// Audit records every successful state-changing admin request and
+	// serves GET /v1/audit. Nil records nothing, and GET /v1/audit answers
+	// 503.
+	Audit AuditLog
 	// Web serves the web UI (GET /, /providers and /assets/…). Nil leaves
 	// those paths unrouted (404).
 	Web http.Handler

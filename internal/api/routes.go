@@ -15,7 +15,9 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	// key, which says who the provider is; customer routes a customer's
 	// key, which says who the customer is, or the admin key (any customer),
 	// or, when open, none from loopback.
-	admin := func(h http.Handler) http.Handler { return requireAdmin(logger, cfg.AdminKeyHash, h) }
+	admin := func(h http.Handler) http.Handler {
+		return requireAdmin(logger, cfg.AdminKeyHash, audited(logger, cfg.Audit, cfg.Now, maxBody, h))
+	}
 	provider := func(h providerHandler) http.Handler { return requireProvider(logger, cfg.Providers, h) }
 	customer := func(h customerHandler) http.Handler {
 		return requireCustomer(logger, cfg.Customers, cfg.AdminKeyHash, cfg.OpenLoopbackCustomers, h)
@@ -50,6 +52,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("GET /v1/customers", admin(handleListCustomers(logger, cfg.Customers)))
 	mux.Handle("DELETE /v1/customers/{id}", admin(handleDeleteCustomer(logger, cfg.Customers)))
 	mux.Handle("POST /v1/customers/{id}/rotate", admin(handleRotateCustomer(logger, cfg.Customers)))
+	mux.Handle("GET /v1/audit", admin(handleListAudit(logger, cfg.Audit)))
 
 	// The workshop's routes, with its exact wire shapes.
 	mux.Handle("POST /submit-instant-ride-rfq", customer(handleSeedSubmit(logger, svc, maxBody)))

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,15 @@ type Config struct {
 	RFQTimeout    time.Duration // default deadline of a request
 	RFQMaxTimeout time.Duration // longest deadline a request may ask for
 
+	// Retention is how long finished requests (from when they closed),
+	// dead letters, refused answers and audit entries are kept; a loop
+	// deletes what is older every RetentionInterval. Zero keeps everything
+	// (rydes serve's default is DefaultRetention).
+	Retention time.Duration
+	// RetentionInterval is how often the retention loop runs; zero means
+	// every minute.
+	RetentionInterval time.Duration
+
 	Demo bool       // run the simulated fleet
 	Sim  sim.Config // the simulated fleet, when Demo is set
 
@@ -79,6 +89,9 @@ type Config struct {
 	Logger *slog.Logger
 	Clock  clockwork.Clock // nil for the real clock
 }
+
+// DefaultRetention is rydes serve's --retention: a week.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // App is a running rydes process.
 type App struct {
@@ -123,6 +136,14 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := limits.Validate(); err != nil {
 		return nil, fmt.Errorf("rfq timeouts: %w", err)
 	}
+	if cfg.Retention < 0 || cfg.RetentionInterval < 0 {
+		return nil, fmt.Errorf("retention %s and its interval %s must not be negative", cfg.Retention, cfg.RetentionInterval)
+	}
+	if cfg.Retention > 0 && cfg.Retention < cfg.RFQMaxTimeout {
+		// A request must be able to close before it can be purged, and its
+		// watchers and notifier need some time after.
+		return nil, fmt.Errorf("retention %s is shorter than the longest request timeout %s", cfg.Retention, cfg.RFQMaxTimeout)
+	}
 	if cfg.Demo {
 		if err := cfg.Sim.Validate(); err != nil {
 			return nil, err
@@ -148,8 +169,15 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	prevKeyHash, _, err := a.store.GetSetting(ctx, auth.AdminKeyHashSetting)
+	if err != nil {
+		return nil, fmt.Errorf("read admin key hash: %w", err)
+	}
 	a.adminKeyHash, a.generatedAdminKey, err = auth.EnsureAdminKey(ctx, a.store, cfg.AdminKey)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.auditAdminKey(ctx, prevKeyHash); err != nil {
 		return nil, err
 	}
 	if cfg.NATSURL != "" {
@@ -189,6 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.engine, err = engine.New(engine.Config{
 		Store: a.store, Publisher: a.bus, Clock: cfg.Clock, Logger: a.log.With("component", "engine"), Limits: limits,
+		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -251,6 +280,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			OpenLoopbackCustomers: cfg.Demo,
 			Watcher:               stoppableWatcher{bus: a.bus, stop: stopping},
 			Notifications:         a.store,
+			Audit:                 a.store,
 			Web:                   web.Handler(),
 			Now:                   cfg.Clock.Now,
 			Logger:                a.log.With("component", "api"),
@@ -340,6 +370,32 @@ func (a *App) registerSimulated(ctx context.Context) error {
 				return fmt.Errorf("pause simulated provider %s: %w", p.ID, err)
 			}
 		}
+	}
+	return nil
+}
+
+// auditAdminKey records, as an admin_key.set entry by "config", that this
+// start set the admin key: made one on a first start, or took a configured
+// key other than the one stored (prevHash). Details say which, and the new
+// key's fingerprint, never the key.
+func (a *App) auditAdminKey(ctx context.Context, prevHash string) error {
+	if a.adminKeyHash == prevHash {
+		return nil
+	}
+	how := "configured"
+	if a.generatedAdminKey != "" {
+		how = "generated"
+	} else if a.cfg.AdminKey == "" {
+		return nil // another process made the key first and recorded it
+	}
+	details, err := json.Marshal(map[string]any{"source": how, "fingerprint": a.adminKeyHash[:12], "replaced": prevHash != ""})
+	if err != nil {
+		return fmt.Errorf("audit admin key: %w", err)
+	}
+	if _, err := a.store.AddAudit(ctx, rydes.AuditEntry{
+		At: a.cfg.Clock.Now().UTC(), Actor: "config", Action: rydes.AuditAdminKeySet, Details: details,
+	}); err != nil {
+		return fmt.Errorf("audit admin key: %w", err)
 	}
 	return nil
 }

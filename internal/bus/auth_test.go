@@ -281,7 +281,7 @@ func TestProviderIsolation(t *testing.T) {
 			return err
 		})
 		a.refused(t, `Publish to "$JS.API.STREAM.UPDATE.`+AnswersStream+`"`, func(ctx context.Context) error {
-			_, err := a.js.UpdateStream(ctx, StreamConfigs(1)[1])
+			_, err := a.js.UpdateStream(ctx, StreamConfigs(Config{Replicas: 1})[1])
 			return err
 		})
 		a.refused(t, `Publish to "$JS.API.STREAM.DELETE.`+DispatchStream+`"`, func(ctx context.Context) error {

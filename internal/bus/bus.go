@@ -15,6 +15,15 @@
 //	RYDES_EVENTS    rydes.events.<rfq id>.<type>     limits: RFQ events for
 //	                                                 watchers, kept 24h
 //
+// Every stream is bounded in age (MaxAge), bytes and messages
+// (StreamLimits). The two work queues refuse what does not fit (DiscardNew):
+// a publication to a full dispatch stream fails, so the outbox keeps the
+// request and re-sends it once there is room, instead of the broker
+// silently dropping the oldest requests nobody took yet; a provider whose
+// answer does not fit gets an error and keeps the request unacknowledged.
+// The events stream drops its oldest events (DiscardOld): the store holds
+// every RFQ's state, events are only a window onto it.
+//
 // Every publication carries a Nats-Msg-Id, so re-publishing within the
 // streams' duplicate window stores nothing twice.
 //
@@ -81,6 +90,35 @@ const (
 	MaxAnswerMsgBytes = 4 * wire.MaxAnswerBytes
 )
 
+// Default stream bounds (StreamLimits), per stream. JetStream reserves a
+// stream's MaxBytes on the server's store when the stream is created, so
+// together they must fit the broker's max_file_store.
+const (
+	DefaultDispatchMaxBytes = 1 << 30 // 1 GiB of requests not yet acknowledged by their provider
+	DefaultDispatchMaxMsgs  = 1_000_000
+	DefaultAnswersMaxBytes  = 256 << 20 // 256 MiB of answers not yet gathered
+	DefaultAnswersMaxMsgs   = 1_000_000
+	DefaultEventsMaxBytes   = 1 << 30 // 1 GiB of events (the last MaxAge at most)
+	DefaultEventsMaxMsgs    = 5_000_000
+)
+
+// StreamLimits bound one stream. Zero fields take the stream's default.
+type StreamLimits struct {
+	MaxBytes int64 // bytes of messages kept
+	MaxMsgs  int64 // messages kept
+}
+
+// withDefaults returns l with its zero fields set to maxBytes and maxMsgs.
+func (l StreamLimits) withDefaults(maxBytes, maxMsgs int64) StreamLimits {
+	if l.MaxBytes == 0 {
+		l.MaxBytes = maxBytes
+	}
+	if l.MaxMsgs == 0 {
+		l.MaxMsgs = maxMsgs
+	}
+	return l
+}
+
 // Consumer limits.
 const (
 	// ProviderMaxAckPending bounds the requests a provider holds unacked.
@@ -126,6 +164,36 @@ type Config struct {
 	// AckWait is how long a consumer waits for a message's ack before
 	// redelivering it. Default 30s.
 	AckWait time.Duration
+	// Dispatch, Answers and Events bound the streams DispatchStream,
+	// AnswersStream and EventsStream; zero fields take the Default*
+	// constants.
+	Dispatch, Answers, Events StreamLimits
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults, or
+// an error if a field is out of range.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Replicas < 0 {
+		return Config{}, fmt.Errorf("replicas must be positive, got %d", cfg.Replicas)
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = DefaultAckWait
+	}
+	if cfg.AckWait < time.Second {
+		return Config{}, fmt.Errorf("ack wait must be at least 1s, got %s", cfg.AckWait)
+	}
+	for name, l := range map[string]StreamLimits{DispatchStream: cfg.Dispatch, AnswersStream: cfg.Answers, EventsStream: cfg.Events} {
+		if l.MaxBytes < 0 || l.MaxMsgs < 0 {
+			return Config{}, fmt.Errorf("stream %s: limits must not be negative, got %d bytes, %d messages", name, l.MaxBytes, l.MaxMsgs)
+		}
+	}
+	cfg.Dispatch = cfg.Dispatch.withDefaults(DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs)
+	cfg.Answers = cfg.Answers.withDefaults(DefaultAnswersMaxBytes, DefaultAnswersMaxMsgs)
+	cfg.Events = cfg.Events.withDefaults(DefaultEventsMaxBytes, DefaultEventsMaxMsgs)
+	return cfg, nil
 }
 
 // DefaultAckWait is Config.AckWait's default.
@@ -155,17 +223,9 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 	if nc == nil {
 		return nil, errors.New("new bus: a NATS connection is required")
 	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
-	if cfg.Replicas < 0 {
-		return nil, fmt.Errorf("new bus: replicas must be positive, got %d", cfg.Replicas)
-	}
-	if cfg.AckWait == 0 {
-		cfg.AckWait = DefaultAckWait
-	}
-	if cfg.AckWait < time.Second {
-		return nil, fmt.Errorf("new bus: ack wait must be at least 1s, got %s", cfg.AckWait)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new bus: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -178,7 +238,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("new bus: jetstream: %w", err)
 	}
 	b := &Bus{js: js, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
-	for _, sc := range StreamConfigs(cfg.Replicas) {
+	for _, sc := range StreamConfigs(cfg) {
 		s, err := js.CreateOrUpdateStream(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("new bus: create or update stream %s: %w", sc.Name, err)
@@ -190,9 +250,15 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 	return b, nil
 }
 
-// StreamConfigs returns the configuration of rydes's streams with the given
-// number of replicas.
-func StreamConfigs(replicas int) []jetstream.StreamConfig {
+// StreamConfigs returns the configuration of rydes's streams for cfg
+// (replicas and limits; zero fields take their defaults). It panics if cfg
+// is out of range, which New reports as an error.
+func StreamConfigs(cfg Config) []jetstream.StreamConfig {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		panic("bus.StreamConfigs: " + err.Error())
+	}
+	replicas := cfg.Replicas
 	return []jetstream.StreamConfig{
 		{
 			Name:        DispatchStream,
@@ -202,7 +268,13 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			Duplicates:  DuplicateWindow,
-			MaxAge:      MaxAge,
+			// A request older than MaxAge is long past its deadline (at
+			// most rydes.DefaultMaxTimeout); no bound drops a live one
+			// silently: a full stream refuses new requests instead.
+			MaxAge:   MaxAge,
+			MaxBytes: cfg.Dispatch.MaxBytes,
+			MaxMsgs:  cfg.Dispatch.MaxMsgs,
+			Discard:  jetstream.DiscardNew,
 		},
 		{
 			Name:        AnswersStream,
@@ -214,6 +286,9 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Duplicates:  DuplicateWindow,
 			MaxAge:      MaxAge,
 			MaxMsgSize:  MaxAnswerMsgBytes,
+			MaxBytes:    cfg.Answers.MaxBytes,
+			MaxMsgs:     cfg.Answers.MaxMsgs,
+			Discard:     jetstream.DiscardNew,
 		},
 		{
 			Name:        EventsStream,
@@ -224,6 +299,9 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			Duplicates:  DuplicateWindow,
 			MaxAge:      MaxAge,
+			MaxBytes:    cfg.Events.MaxBytes,
+			MaxMsgs:     cfg.Events.MaxMsgs,
+			Discard:     jetstream.DiscardOld,
 		},
 	}
 }

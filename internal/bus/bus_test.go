@@ -128,12 +128,16 @@ func TestStreamsConfig(t *testing.T) {
 	ctx := rydestest.Context(t)
 
 	want := map[string]struct {
-		subjects  []string
-		retention jetstream.RetentionPolicy
+		subjects          []string
+		retention         jetstream.RetentionPolicy
+		discard           jetstream.DiscardPolicy
+		maxBytes, maxMsgs int64
 	}{
-		DispatchStream: {[]string{"rydes.dispatch.*"}, jetstream.WorkQueuePolicy},
-		AnswersStream:  {[]string{"rydes.answers.*"}, jetstream.WorkQueuePolicy},
-		EventsStream:   {[]string{"rydes.events.>"}, jetstream.LimitsPolicy},
+		// The work queues refuse what does not fit rather than drop what
+		// nobody took yet; events are a window, the oldest go first.
+		DispatchStream: {[]string{"rydes.dispatch.*"}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs},
+		AnswersStream:  {[]string{"rydes.answers.*"}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, DefaultAnswersMaxBytes, DefaultAnswersMaxMsgs},
+		EventsStream:   {[]string{"rydes.events.>"}, jetstream.LimitsPolicy, jetstream.DiscardOld, DefaultEventsMaxBytes, DefaultEventsMaxMsgs},
 	}
 	for name, w := range want {
 		s, err := bb.js.Stream(ctx, name)
@@ -145,6 +149,9 @@ func TestStreamsConfig(t *testing.T) {
 		require.Equal(t, 2*time.Minute, cfg.Duplicates, name)
 		require.Equal(t, 24*time.Hour, cfg.MaxAge, name)
 		require.Equal(t, 1, cfg.Replicas, name)
+		require.Equal(t, w.discard, cfg.Discard, name)
+		require.Equal(t, w.maxBytes, cfg.MaxBytes, name)
+		require.Equal(t, w.maxMsgs, cfg.MaxMsgs, name)
 	}
 
 	// Creating the bus again updates the streams in place.
@@ -156,6 +163,83 @@ func TestStreamsConfig(t *testing.T) {
 	require.Equal(t, "rydes.answers.p1", AnswerSubject("p1"))
 	require.Equal(t, "rydes.events."+rfq1+".quote", EventSubject(rfq1, rydes.EventQuote))
 	require.Equal(t, "provider-p1", ProviderQueue("p1"))
+}
+
+// setupLimited is setup with the given stream limits.
+func setupLimited(t *testing.T, cfg Config) *bundle {
+	t.Helper()
+	ctx := rydestest.Context(t)
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	cfg.Logger = rydestest.Logger(t)
+	b, err := New(ctx, nc, cfg)
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	return &bundle{emb: emb, nc: nc, bus: b, js: b.JetStream()}
+}
+
+// A full dispatch stream refuses a new request loudly, and keeps every
+// request it holds: nothing waiting for a provider is dropped.
+func TestFullDispatchStreamRefusesNewRequests(t *testing.T) {
+	bb := setupLimited(t, Config{Dispatch: StreamLimits{MaxMsgs: 2}})
+	ctx := rydestest.Context(t)
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")}))
+	err := bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(3, rfq1, "p3")})
+	var perr *PublishError
+	require.ErrorAs(t, err, &perr, "the outbox keeps the row and retries")
+	require.Len(t, perr.Failed, 1)
+	require.Equal(t, int64(3), perr.Failed[0].ID)
+	require.EqualValues(t, 2, bb.streamMsgs(t, DispatchStream), "the requests already waiting are kept")
+	s, err := bb.js.Stream(ctx, DispatchStream)
+	require.NoError(t, err)
+	m, err := s.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, DispatchSubject("p1"), m.Subject, "the oldest request is still there")
+
+	// Once a provider took one, there is room again.
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
+	c, err := bb.js.Consumer(ctx, DispatchStream, ProviderQueue("p1"))
+	require.NoError(t, err)
+	msg, err := c.Next(jetstream.FetchMaxWait(rydestest.WaitTimeout))
+	require.NoError(t, err)
+	require.NoError(t, msg.DoubleAck(ctx))
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(3, rfq1, "p3")}))
+	require.EqualValues(t, 2, bb.streamMsgs(t, DispatchStream))
+}
+
+// A full answers stream refuses a provider's answer: the provider gets an
+// error (and keeps its request unacknowledged), nothing is dropped.
+func TestFullAnswersStreamRefusesNewAnswers(t *testing.T) {
+	bb := setupLimited(t, Config{Answers: StreamLimits{MaxMsgs: 1}})
+	ctx := rydestest.Context(t)
+	_, err := bb.js.Publish(ctx, AnswerSubject("p1"), quoteBody(t, rfq1, "10"))
+	require.NoError(t, err)
+	_, err = bb.js.Publish(ctx, AnswerSubject("p2"), quoteBody(t, rfq1, "11"))
+	require.Error(t, err, "the second answer does not fit")
+	require.EqualValues(t, 1, bb.streamMsgs(t, AnswersStream))
+}
+
+// The events stream keeps the newest events when it is full.
+func TestFullEventsStreamDropsTheOldest(t *testing.T) {
+	bb := setupLimited(t, Config{Events: StreamLimits{MaxMsgs: 2}})
+	ctx := rydestest.Context(t)
+	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{
+		eventMsg(1, rfq1, 1, rydes.EventCreated), eventMsg(2, rfq1, 2, rydes.EventQuote), eventMsg(3, rfq1, 3, rydes.EventComplete),
+	}), "publishing events never fails for room")
+	require.EqualValues(t, 2, bb.streamMsgs(t, EventsStream))
+	s, err := bb.js.Stream(ctx, EventsStream)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, s.CachedInfo().State.FirstSeq, "the oldest went")
+}
+
+func TestNegativeStreamLimitsAreRefused(t *testing.T) {
+	bb := setup(t, false)
+	_, err := New(rydestest.Context(t), bb.nc, Config{Events: StreamLimits{MaxBytes: -1}})
+	require.ErrorContains(t, err, "negative")
 }
 
 func TestPublishDeduplicates(t *testing.T) {
@@ -700,4 +784,33 @@ func BenchmarkGatherLoop(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Streams made before they had bounds (an older rydes) get them in place.
+func TestUnboundedStreamsOfBeforeAreBounded(t *testing.T) {
+	ctx := rydestest.Context(t)
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	for _, sc := range StreamConfigs(Config{}) {
+		sc.MaxBytes, sc.MaxMsgs, sc.Discard = 0, 0, jetstream.DiscardOld
+		_, err := js.CreateStream(ctx, sc)
+		require.NoError(t, err, sc.Name)
+	}
+	_, err = js.Publish(ctx, DispatchSubject("p1"), []byte(`{}`))
+	require.NoError(t, err)
+	b, err := New(ctx, nc, Config{Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	s, err := js.Stream(ctx, DispatchStream)
+	require.NoError(t, err)
+	info := s.CachedInfo()
+	require.Equal(t, jetstream.DiscardNew, info.Config.Discard)
+	require.EqualValues(t, DefaultDispatchMaxBytes, info.Config.MaxBytes)
+	require.EqualValues(t, 1, info.State.Msgs, "what the stream held stays")
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -49,6 +50,18 @@ type Config struct {
 	DeadlineSweep time.Duration
 	// RetryBackoff is how long a loop waits after a failed round (default 250ms).
 	RetryBackoff time.Duration
+
+	// Retention is how long final RFQs (from when they closed) and the
+	// records outside RFQs (dead letters, refused answers of no RFQ,
+	// audit entries) are kept before the retention loop deletes them.
+	// Zero keeps everything.
+	Retention time.Duration
+	// RetentionInterval is how often the retention loop runs (default 1m).
+	RetentionInterval time.Duration
+	// PurgeBatch is how many RFQs (or records) one purge transaction
+	// deletes at most (default store.DefaultPurgeLimit), so that a purge
+	// holds the database's write lock only briefly.
+	PurgeBatch int
 }
 
 // Engine is rydes's scatter-gather engine. Its methods are safe for
@@ -66,6 +79,10 @@ type Engine struct {
 	deadlineSweep time.Duration
 	retryBackoff  time.Duration
 
+	retention         time.Duration
+	retentionInterval time.Duration
+	purgeBatch        int
+
 	outboxKick   chan struct{}
 	deadlineKick chan struct{}
 }
@@ -76,18 +93,21 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: Store and Publisher are required")
 	}
 	e := &Engine{
-		store:         cfg.Store,
-		pub:           cfg.Publisher,
-		clock:         cfg.Clock,
-		log:           cfg.Logger,
-		limits:        cfg.Limits,
-		newID:         cfg.NewID,
-		outboxBatch:   cfg.OutboxBatch,
-		outboxSweep:   cfg.OutboxSweep,
-		deadlineSweep: cfg.DeadlineSweep,
-		retryBackoff:  cfg.RetryBackoff,
-		outboxKick:    make(chan struct{}, 1),
-		deadlineKick:  make(chan struct{}, 1),
+		store:             cfg.Store,
+		pub:               cfg.Publisher,
+		clock:             cfg.Clock,
+		log:               cfg.Logger,
+		limits:            cfg.Limits,
+		newID:             cfg.NewID,
+		outboxBatch:       cfg.OutboxBatch,
+		outboxSweep:       cfg.OutboxSweep,
+		deadlineSweep:     cfg.DeadlineSweep,
+		retryBackoff:      cfg.RetryBackoff,
+		retention:         cfg.Retention,
+		retentionInterval: cfg.RetentionInterval,
+		purgeBatch:        cfg.PurgeBatch,
+		outboxKick:        make(chan struct{}, 1),
+		deadlineKick:      make(chan struct{}, 1),
 	}
 	if e.clock == nil {
 		e.clock = clockwork.NewRealClock()
@@ -115,6 +135,15 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.retryBackoff <= 0 {
 		e.retryBackoff = 250 * time.Millisecond
+	}
+	if e.retention < 0 {
+		return nil, fmt.Errorf("engine: retention must not be negative, got %s", e.retention)
+	}
+	if e.retentionInterval <= 0 {
+		e.retentionInterval = time.Minute
+	}
+	if e.purgeBatch <= 0 {
+		e.purgeBatch = store.DefaultPurgeLimit
 	}
 	return e, nil
 }
@@ -300,16 +329,59 @@ func kick(c chan struct{}) {
 	}
 }
 
-// Run drives the outbox relay and the deadline loop until ctx is done, then
-// makes a last attempt to publish what is pending, and returns nil.
+// PurgeResult is what one retention round deleted.
+type PurgeResult struct {
+	RFQs    int // final RFQs, with their roster, quotes, notifications and refused answers
+	Records int // dead letters, refused answers of no RFQ, audit entries
+}
+
+// Purge deletes what is older than the retention: final RFQs that closed
+// before now - Retention, then the other records from before then, each in
+// transactions of at most PurgeBatch rows, until a batch comes back short.
+// With no retention it deletes nothing.
+func (e *Engine) Purge(ctx context.Context) (PurgeResult, error) {
+	var res PurgeResult
+	if e.retention == 0 {
+		return res, nil
+	}
+	before := e.clock.Now().UTC().Add(-e.retention)
+	for {
+		n, err := e.store.PurgeFinished(ctx, store.PurgeFinishedParams{Before: before, Limit: e.purgeBatch})
+		if err != nil {
+			return res, fmt.Errorf("purge rfqs closed before %s: %w", before.Format(time.RFC3339), err)
+		}
+		res.RFQs += n
+		if n < e.purgeBatch {
+			break
+		}
+	}
+	for {
+		n, err := e.store.PurgeHistory(ctx, store.PurgeHistoryParams{Before: before, Limit: e.purgeBatch})
+		if err != nil {
+			return res, fmt.Errorf("purge records from before %s: %w", before.Format(time.RFC3339), err)
+		}
+		res.Records += n
+		if n < e.purgeBatch {
+			break
+		}
+	}
+	if res != (PurgeResult{}) {
+		e.log.Info("retention: purged", "rfqs", res.RFQs, "records", res.Records, "before", before)
+	}
+	return res, nil
+}
+
+// Run drives the outbox relay, the deadline loop and, with a retention,
+// the retention loop until ctx is done, then makes a last attempt to
+// publish what is pending, and returns nil.
 func (e *Engine) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e.runDeadlines(ctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { e.runDeadlines(ctx) })
+	if e.retention > 0 {
+		wg.Go(func() { e.runRetention(ctx) })
+	}
 	e.runOutbox(ctx)
-	<-done
+	wg.Wait()
 	// Publish what the last moments committed; what fails stays in the
 	// outbox for the next run.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -334,6 +406,25 @@ func (e *Engine) runOutbox(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.outboxKick:
+		case <-e.clock.After(wait):
+		}
+	}
+}
+
+// runRetention purges at once and then every retentionInterval.
+func (e *Engine) runRetention(ctx context.Context) {
+	for {
+		wait := e.retentionInterval
+		if _, err := e.Purge(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("retention round failed; retrying", "err", err)
+			wait = min(wait, max(e.retryBackoff, 10*time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-e.clock.After(wait):
 		}
 	}

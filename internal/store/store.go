@@ -160,8 +160,56 @@ type Store interface {
 	// already gone are ignored.
 	DeleteOutbox(ctx context.Context, ids []int64) error
 
+	// PurgeFinished deletes final RFQs (complete, expired, cancelled) that
+	// closed before Before, oldest first, at most Limit of them (0 for
+	// DefaultPurgeLimit) in one transaction, with everything kept for them:
+	// roster, quotes, notification log, refused answers and dead letters.
+	// It never
+	// touches an open RFQ, nor an RFQ that still has outbox messages to
+	// publish. It returns how many RFQs it deleted; the caller repeats
+	// while that is Limit.
+	PurgeFinished(ctx context.Context, p PurgeFinishedParams) (int, error)
+	// PurgeHistory deletes, oldest first and at most Limit rows in all (0
+	// for DefaultPurgeLimit) in one transaction, the records that are not
+	// part of an RFQ and are older than Before: dead letters created before
+	// it, refused answers received before it whose RFQ does not exist (any
+	// more), and audit entries made before it. It returns how many rows it
+	// deleted; the caller repeats while that is Limit.
+	PurgeHistory(ctx context.Context, p PurgeHistoryParams) (int, error)
+
+	// AddAudit appends an entry to the audit log and returns it as stored,
+	// with its ID. EINVALID if the entry does not pass Validate.
+	AddAudit(ctx context.Context, e rydes.AuditEntry) (rydes.AuditEntry, error)
+	// ListAudit returns audit entries, newest first, optionally of one
+	// action, at most Limit (0 for 100), with ids below BeforeID if set.
+	ListAudit(ctx context.Context, p ListAuditParams) ([]rydes.AuditEntry, error)
+
 	// Close releases the database.
 	Close() error
+}
+
+// DefaultPurgeLimit is the batch of PurgeFinished and PurgeHistory when
+// their Limit is 0: small enough that a purge holds the database's write
+// lock only briefly.
+const DefaultPurgeLimit = 500
+
+// PurgeFinishedParams are the parameters of Store.PurgeFinished.
+type PurgeFinishedParams struct {
+	Before time.Time // RFQs that closed before this go
+	Limit  int       // at most this many RFQs; 0 for DefaultPurgeLimit
+}
+
+// PurgeHistoryParams are the parameters of Store.PurgeHistory.
+type PurgeHistoryParams struct {
+	Before time.Time // records older than this go
+	Limit  int       // at most this many rows; 0 for DefaultPurgeLimit
+}
+
+// ListAuditParams are the parameters of Store.ListAudit.
+type ListAuditParams struct {
+	BeforeID int64             // 0 for the newest
+	Limit    int               // 0 for 100
+	Action   rydes.AuditAction // "" for all
 }
 
 // UpsertProviderParams are the parameters of Store.UpsertProvider.

@@ -94,6 +94,10 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Customers", testCustomers},
 		{"CustomerConflicts", testCustomerConflicts},
 		{"CustomerKeyRotation", testCustomerKeyRotation},
+		{"PurgeFinished", testPurgeFinished},
+		{"PurgeFinishedLimit", testPurgeFinishedLimit},
+		{"PurgeHistory", testPurgeHistory},
+		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
