@@ -75,7 +75,7 @@ func (b *Bus) StreamState(ctx context.Context, name string) (StreamState, error)
 // EnsureStreams creates rydes's streams that are missing (a broker that
 // lost them) and updates the others' configuration.
 func (b *Bus) EnsureStreams(ctx context.Context) error {
-	for _, sc := range StreamConfigs(b.cfg.Replicas) {
+	for _, sc := range StreamConfigs(b.cfg) {
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
 		}
