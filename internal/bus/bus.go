@@ -375,6 +375,9 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) error {
 		return fmt.Errorf("publish outbox: %w", err)
 	}
 	defer b.wg.Done()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish outbox: %w", err)
+	}
 
 	perr := &PublishError{Total: len(msgs)}
 	type inflight struct {
