@@ -802,3 +802,21 @@ func TestCustomerLookupUsesIndex(t *testing.T) {
 	require.NoError(t, s.r.QueryRowContext(ctx, `EXPLAIN QUERY PLAN `+sqlSelectCustomerByAPIKeyHash, "h").Scan(&id, &parent, &notUsed, &detail))
 	require.Contains(t, detail, "USING INDEX customers_api_key_hash (api_key_hash=?)")
 }
+
+func TestSynchronousOption(t *testing.T) {
+	ctx := context.Background()
+	full := newTestStore(t)
+	n, err := full.Synchronous(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "FULL by default")
+
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), nil, WithSynchronous(SynchronousNormal))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	n, err = s.Synchronous(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	_, err = Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), nil, WithSynchronous("OFF"))
+	require.ErrorContains(t, err, `synchronous "OFF"`)
+}
