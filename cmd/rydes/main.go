@@ -5,6 +5,7 @@
 //	rydes providers add|list|get|pause|resume|rm|rotate|stats [flags]
 //	rydes dead-letters list|replay [flags]
 //	rydes audit list [flags]
+//	rydes bench [load|get|hold] [flags]
 //	rydes version
 package main
 
@@ -37,6 +38,8 @@ Usage:
   rydes rfq get ID             show a request, its providers and quotes
   rydes rfq watch ID           follow a request live until it ends
   rydes rfq cancel ID          cancel an open request
+  rydes bench [load|get|hold]  load-test rydes (one it starts, or --url);
+                               rydes bench -h lists the flags
   rydes version                print the version
 
 Admin commands (they need the admin key, best set as RYDES_ADMIN_KEY):
@@ -72,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "rfq":
 		return runRFQ(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "providers", "dead-letters", "audit":
 		return runAdmin(ctx, cmd, rest, getenv, stdout, stderr)
 	case "version", "--version":

@@ -40,6 +40,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.Float64Var(&cfg.Sim.QuoteRate, "sim-quote-rate", 0.5, "chance (0 to 1) that a simulated provider quotes")
 	fs.StringVar(&cfg.AdminKey, "admin-key", "", "key of the admin API (at least 16 characters); if unset, the stored one is kept, or one is made on first start and printed once")
 	fs.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", time.Minute, "time between two checks of the broker against the database, which re-publish what a broker lost; negative turns them off")
+	durability := fs.String("durability", string(app.DurabilityPowerLoss), "what an acknowledged write survives: power-loss (fsync every write) or process-crash (the OS writes back; faster, a power loss may lose the last writes)")
 	fs.BoolVar(&cfg.AllowTmpfs, "allow-tmpfs", false, "allow a data dir on a tmpfs (lost on reboot): for tests only")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook deliveries go to loopback and private addresses (local partners); --demo implies it")
 	fs.BoolVar(&cfg.Sim.Silent, "sim-silent", false, "a simulated provider that does not quote stays silent, as in the workshop (otherwise it declines)")
@@ -52,6 +53,10 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	}
 	if fs.NArg() > 0 {
 		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	cfg.Durability = app.Durability(*durability)
+	if err := cfg.Durability.Validate(); err != nil {
+		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--durability: %w", err)}
 	}
 	return cfg, *logLevel, nil
 }

@@ -41,6 +41,44 @@ import (
 // brings its webhook dispatchers up to date.
 const ControlProvidersSubject = "rydes.control.providers"
 
+// Durability says what a commit, and so every acknowledgement rydes gives
+// (a 201 to a customer, an ack to a provider), survives.
+type Durability string
+
+const (
+	// DurabilityPowerLoss, the default, survives a power loss or a crash
+	// of the machine: the embedded broker fsyncs every write (sync_always)
+	// and SQLite syncs its log at every commit (synchronous=FULL).
+	DurabilityPowerLoss Durability = "power-loss"
+	// DurabilityProcessCrash survives a crash of the rydes process (kill
+	// -9, a panic) but not of the machine: the broker fsyncs on its
+	// default interval (every two minutes) and SQLite at checkpoints
+	// (synchronous=NORMAL in WAL mode). Writes still reach the operating
+	// system before anything is acknowledged; a power loss may lose the
+	// last ones.
+	DurabilityProcessCrash Durability = "process-crash"
+)
+
+// Validate checks d; "" stands for DurabilityPowerLoss.
+func (d Durability) Validate() error {
+	switch d {
+	case "", DurabilityPowerLoss, DurabilityProcessCrash:
+		return nil
+	}
+	return fmt.Errorf("durability %q: must be %s or %s", string(d), DurabilityPowerLoss, DurabilityProcessCrash)
+}
+
+// syncAlways reports whether the embedded broker must fsync every write.
+func (d Durability) syncAlways() bool { return d != DurabilityProcessCrash }
+
+// sqliteSynchronous is SQLite's synchronous setting for d.
+func (d Durability) sqliteSynchronous() sqlite.Synchronous {
+	if d == DurabilityProcessCrash {
+		return sqlite.SynchronousNormal
+	}
+	return sqlite.SynchronousFull
+}
+
 // Config is the configuration of one rydes process.
 type Config struct {
 	HTTPAddr   string // address the HTTP API listens on; port 0 picks a free one
@@ -75,6 +113,10 @@ type Config struct {
 	// AdminKey is the key of the admin API. If empty, the stored key is
 	// kept, or on first start one is made (GeneratedAdminKey shows it once).
 	AdminKey string
+	// Durability is what an acknowledged write survives; "" is
+	// DurabilityPowerLoss. It applies to the embedded broker and to the
+	// database; an external broker (NATSURL) keeps its own setting.
+	Durability Durability
 	// AllowTmpfs lets the data dir be on a tmpfs, whose contents do not
 	// survive a reboot or power loss: for tests and throwaway runs only.
 	AllowTmpfs bool
@@ -149,6 +191,12 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	if err := cfg.Durability.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Durability == "" {
+		cfg.Durability = DurabilityPowerLoss
+	}
 	a := &App{cfg: cfg, log: cfg.Logger, errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {
@@ -165,7 +213,8 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("data dir %s is on a tmpfs: nothing there survives a reboot or power loss; use a disk, or --allow-tmpfs for a test", cfg.DataDir)
 	}
 	// The store first: the broker asks it whose NATS credentials are good.
-	a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rydes.db"), a.log.With("component", "store"))
+	a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "rydes.db"), a.log.With("component", "store"),
+		sqlite.WithSynchronous(cfg.Durability.sqliteSynchronous()))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -197,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.nats, err = bus.StartEmbedded(ctx, bus.EmbeddedConfig{
 			StoreDir:         filepath.Join(cfg.DataDir, "nats"),
 			Listen:           cfg.NATSListen,
-			SyncAlways:       true,
+			SyncAlways:       cfg.Durability.syncAlways(),
 			Providers:        natsAuth{&a.authReg},
 			InternalUser:     cfg.NATSUser,
 			InternalPassword: cfg.NATSPassword,
@@ -328,7 +377,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil
 	})
 	a.ready.Store(true)
-	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.NATSURL(), "demo", cfg.Demo)
+	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.NATSURL(), "demo", cfg.Demo, "durability", cfg.Durability)
 	return a, nil
 }
 
@@ -555,6 +604,13 @@ func (a *App) Store() store.Store { return a.store }
 
 // Bus returns the bus, for tests and tools in this module.
 func (a *App) Bus() *bus.Bus { return a.bus }
+
+// Embedded returns the embedded broker, or nil when rydes uses an external
+// one (Config.NATSURL).
+func (a *App) Embedded() *bus.Embedded { return a.nats }
+
+// SQLite returns the SQLite store, for tests and tools in this module.
+func (a *App) SQLite() *sqlite.Store { return a.store }
 
 // Conn returns the process's own connection to the broker.
 func (a *App) Conn() *nats.Conn { return a.nc }

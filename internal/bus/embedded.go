@@ -72,6 +72,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		NoSigs:     true,
 		// Nothing else listens: no monitoring, cluster, gateway or leaf port.
 	}
+	// Every SSE watcher and long poll reads RYDES_EVENTS with a consumer of
+	// its own, and every provider's queue is a consumer on RYDES_DISPATCH:
+	// nats-server's default of 1,000 consumers per stream would refuse the
+	// 1,001st watcher (found by rydes bench hold). Memory bounds them instead.
+	opts.JetStreamLimits.DefaultMaxConsumers = -1
 	var auth *authenticator
 	if cfg.Providers != nil {
 		var err error

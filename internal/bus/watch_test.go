@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -283,4 +284,27 @@ func TestSequencer(t *testing.T) {
 	require.EqualValues(t, 1, skipped)
 	require.Len(t, got, watchMaxReorder+1)
 	require.EqualValues(t, 2, got[0].Seq)
+}
+
+// TestEmbeddedAllowsManyConsumers checks that the embedded server takes
+// more consumers on one stream than nats-server's default limit of 1,000:
+// each SSE watcher holds one on RYDES_EVENTS.
+func TestEmbeddedAllowsManyConsumers(t *testing.T) {
+	ctx := rydestest.Context(t)
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "MANY", Subjects: []string{"many.>"}, Storage: jetstream.MemoryStorage})
+	require.NoError(t, err)
+	for i := range 1001 {
+		_, err := js.CreateConsumer(ctx, "MANY", jetstream.ConsumerConfig{
+			FilterSubject: fmt.Sprintf("many.%d", i), MemoryStorage: true, InactiveThreshold: time.Minute,
+		})
+		require.NoError(t, err, "consumer %d", i+1)
+	}
 }

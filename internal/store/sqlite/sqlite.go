@@ -1,8 +1,10 @@
 // Package sqlite implements store.Store on SQLite with modernc.org/sqlite, a
 // pure-Go driver: rydes's embedded default store, one file on disk.
 //
-// The database runs in WAL mode with synchronous=FULL, so a committed
-// transaction survives a crash of the process or of the machine. Writes go
+// The database runs in WAL mode with synchronous=FULL by default, so a
+// committed transaction survives a crash of the process or of the machine;
+// WithSynchronous(SynchronousNormal) relaxes that to surviving a crash of
+// the process only (a power loss may undo the last commits, never corrupt). Writes go
 // through a single connection whose transactions begin IMMEDIATE: a write
 // transaction holds the database's write lock from its first statement, so
 // what it reads cannot change under it and every transition it decides
@@ -56,20 +58,54 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// Synchronous is SQLite's synchronous setting of the writing connection:
+// when it waits for the disk.
+type Synchronous string
+
+const (
+	// SynchronousFull syncs the write-ahead log at every commit: a commit
+	// survives a power loss. The default.
+	SynchronousFull Synchronous = "FULL"
+	// SynchronousNormal syncs the write-ahead log only at checkpoints: a
+	// commit survives a crash of the process, and a power loss may roll
+	// back the last ones (the database stays consistent).
+	SynchronousNormal Synchronous = "NORMAL"
+)
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct {
+	synchronous Synchronous
+}
+
+// WithSynchronous sets the synchronous setting of the writing connection;
+// SynchronousFull when not given.
+func WithSynchronous(s Synchronous) Option {
+	return func(o *options) { o.synchronous = s }
+}
+
 // Open opens the SQLite database at path, creating it if it does not exist,
 // and brings its schema up to date by applying the embedded migrations that
 // it lacks. path names a file: an in-memory database cannot be shared by the
 // reading and the writing connections. A nil logger discards.
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open sqlite: %q is not the path of a database file", path)
 	}
+	o := options{synchronous: SynchronousFull}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.synchronous != SynchronousFull && o.synchronous != SynchronousNormal {
+		return nil, fmt.Errorf("open sqlite %s: synchronous %q: must be %s or %s", path, o.synchronous, SynchronousFull, SynchronousNormal)
+	}
 	busy := fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds())
 
-	w, err := openPool(ctx, path, []string{busy, "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"}, "_txlock=immediate")
+	w, err := openPool(ctx, path, []string{busy, "journal_mode(WAL)", "synchronous(" + string(o.synchronous) + ")", "foreign_keys(ON)"}, "_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -124,6 +160,16 @@ func openPool(ctx context.Context, path string, pragmas []string, params ...stri
 		return nil, err
 	}
 	return db, nil
+}
+
+// Synchronous returns the synchronous setting of the writing connection as
+// SQLite reports it: 2 for FULL, 1 for NORMAL.
+func (s *Store) Synchronous(ctx context.Context) (int, error) {
+	var n int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
+		return 0, fmt.Errorf("read synchronous: %w", err)
+	}
+	return n, nil
 }
 
 // Close closes the database. The Store must not be used afterwards.

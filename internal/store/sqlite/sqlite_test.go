@@ -366,7 +366,7 @@ func BenchmarkStageAnswers(b *testing.B) {
 	for i := range providers {
 		providers[i] = fmt.Sprintf("provider-%03d", i)
 	}
-	for _, n := range []int{1, 100} {
+	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			ctx := context.Background()
 			s := newBenchStore(b)
@@ -400,6 +400,42 @@ func BenchmarkStageAnswers(b *testing.B) {
 			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "answers/s")
 		})
 	}
+}
+
+func BenchmarkGetRFQ(b *testing.B) {
+	ctx := context.Background()
+	s := newBenchStore(b)
+	providers := make([]string, 10)
+	for i := range providers {
+		providers[i] = fmt.Sprintf("provider-%02d", i)
+	}
+	r := newRFQ(b, providers...)
+	if err := s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}); err != nil {
+		b.Fatal(err)
+	}
+	answers := make([]store.StageAnswer, len(providers))
+	for i, p := range providers {
+		answers[i] = store.StageAnswer{Answer: rydes.Answer{RFQID: r.ID, Provider: p, Kind: rydes.AnswerQuote,
+			Price: rydes.Price{Amount: fmt.Sprintf("%d.50", 10+i), Currency: "EUR"}, ReceivedAt: base.Add(time.Second)}}
+	}
+	if _, err := s.StageAnswers(ctx, store.StageAnswersParams{Answers: answers, Now: base.Add(2 * time.Second)}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: r.ID})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if len(got.Quotes) != len(providers) {
+				b.Errorf("got %d quotes", len(got.Quotes))
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 }
 
 // TestMigrateFromVersion1 builds a database at schema version 1 with data,
@@ -801,4 +837,22 @@ func TestCustomerLookupUsesIndex(t *testing.T) {
 	var detail string
 	require.NoError(t, s.r.QueryRowContext(ctx, `EXPLAIN QUERY PLAN `+sqlSelectCustomerByAPIKeyHash, "h").Scan(&id, &parent, &notUsed, &detail))
 	require.Contains(t, detail, "USING INDEX customers_api_key_hash (api_key_hash=?)")
+}
+
+func TestSynchronousOption(t *testing.T) {
+	ctx := context.Background()
+	full := newTestStore(t)
+	n, err := full.Synchronous(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "FULL by default")
+
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), nil, WithSynchronous(SynchronousNormal))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	n, err = s.Synchronous(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	_, err = Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), nil, WithSynchronous("OFF"))
+	require.ErrorContains(t, err, `synchronous "OFF"`)
 }

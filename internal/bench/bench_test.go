@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes/internal/rydestest"
+)
+
+// testConfig is a short run against an in-process rydes on a temporary
+// data dir. These tests check behaviour, not speed: with no warmup, every
+// request is started in the window, and the drain waits for all of them,
+// so each created request must have completed, however slow the machine.
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	return Config{
+		Dir:               t.TempDir(),
+		AllowTmpfs:        true,
+		Providers:         3,
+		Concurrency:       4,
+		Duration:          2 * time.Second,
+		Warmup:            0,
+		SSESample:         0.5,
+		ReferenceDuration: 200 * time.Millisecond,
+		Logger:            rydestest.Logger(t),
+	}
+}
+
+func TestRunLoadClosedLoopWithReference(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Reference = true
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+	rep, err := Run(rydestest.Context(t), cfg)
+	require.NoError(t, err)
+
+	require.Equal(t, "in-process", rep.Target)
+	require.Equal(t, "closed", rep.Loop)
+	require.Positive(t, rep.Created)
+	require.Zero(t, rep.Errors.Total, "errors: %+v", rep.Errors)
+	require.Equal(t, rep.Created, rep.Latency.CreateComplete.Count, "every request started in the window completed")
+	require.Positive(t, rep.Latency.AnswerStaged.Count)
+	require.GreaterOrEqual(t, rep.Latency.CreateComplete.P99, rep.Latency.CreateComplete.P50)
+	require.Positive(t, rep.Process.CPUSeconds)
+	require.Positive(t, rep.Process.PeakRSSMiB)
+	require.Positive(t, rep.Reference.Fsync.PerSec)
+	require.Positive(t, rep.Reference.BareLoop.Completed)
+	require.Equal(t, "sync_always", rep.Reference.BareLoop.Sync)
+	require.Positive(t, rep.Ratios.CompletedVsBareLoop)
+	require.Contains(t, progress.String(), "reference: bare JetStream loop")
+
+	// The data dir is gone, and so are the providers with the process.
+	_, err = os.Stat(rep.DataDir)
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	var table bytes.Buffer
+	require.NoError(t, rep.WriteTable(&table))
+	require.Contains(t, table.String(), "create→complete")
+	require.Contains(t, table.String(), "rydes / bare loop")
+}
+
+func TestRunLoadOpenLoopRelaxed(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Rate = 40
+	cfg.AnswerDelay = 5 * time.Millisecond
+	cfg.Durability = "process-crash"
+	rep, err := Run(rydestest.Context(t), cfg)
+	require.NoError(t, err)
+	require.Equal(t, "open", rep.Loop)
+	require.Equal(t, "process-crash", rep.Durability)
+	require.Positive(t, rep.Created)
+	require.Zero(t, rep.Errors.Total, "errors: %+v", rep.Errors)
+	require.Equal(t, rep.Created, rep.Latency.CreateComplete.Count, "every request started in the window completed")
+	// Each request waited for answers given 5 ms after it was asked.
+	require.GreaterOrEqual(t, rep.Latency.CreateComplete.Max, 5.0)
+
+	var out bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&out))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &m))
+	for _, k := range []string{"completed_per_s", "answers_staged_per_s", "latency", "errors", "process"} {
+		require.Contains(t, m, k)
+	}
+}
+
+func TestRunGet(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Scenario = ScenarioGet
+	cfg.Duration = 300 * time.Millisecond
+	rep, err := Run(rydestest.Context(t), cfg)
+	require.NoError(t, err)
+	require.NotNil(t, rep.Get)
+	require.Positive(t, rep.Get.Full.Count)
+	require.Positive(t, rep.Get.NotModified.Count)
+	require.Zero(t, rep.Get.Full.Errors)
+	require.Zero(t, rep.Get.NotModified.Errors, "every conditional GET of a complete request is a 304")
+}
+
+func TestRunHold(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Scenario = ScenarioHold
+	cfg.Hold, cfg.Watchers = 40, 10
+	rep, err := Run(rydestest.Context(t), cfg)
+	require.NoError(t, err)
+	require.NotNil(t, rep.Hold)
+	require.Equal(t, 40, rep.Hold.Requests)
+	require.Equal(t, 10, rep.Hold.Watchers)
+	require.Zero(t, rep.Hold.Errors, "first error: %s", rep.Hold.FirstError)
+	require.Empty(t, rep.Notes, "every watcher opened")
+	require.Positive(t, rep.Hold.RSSMiB)
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Scenario: "soak"}, `scenario "soak"`},
+		{Config{URL: "http://127.0.0.1:1"}, "admin key"},
+		{Config{URL: "http://127.0.0.1:1", AdminKey: "k"}, "NATS URL"},
+		{Config{SSESample: 2}, "sse sample"},
+		{Config{Hold: 5, Watchers: 6}, "watchers 6"},
+		{Config{Durability: "never"}, `durability "never"`},
+	} {
+		_, err := Run(rydestest.Context(t), tc.cfg)
+		require.ErrorContains(t, err, tc.want)
+	}
+}

@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wildrydes/rydes/client"
+)
+
+// holdTimeout is the deadline of the hold scenario's requests: long
+// enough that none expires while held (rydes's default longest is 10m).
+const holdTimeout = 10 * time.Minute
+
+// holdOpeners is how many watchers are being opened at once.
+const holdOpeners = 64
+
+// HoldReport is the hold scenario's: how much memory Requests open
+// requests and Watchers SSE watchers on them take, held at once.
+type HoldReport struct {
+	Requests      int     `json:"requests"`
+	Watchers      int     `json:"watchers"`
+	CreateSec     float64 `json:"create_s"`
+	CreatedPerSec float64 `json:"created_per_s"`
+	WatchSec      float64 `json:"watch_s"`
+	// RSSMiB is the resident set with everything held; PeakRSSMiB the
+	// process's peak so far.
+	RSSMiB     float64 `json:"rss_mib"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Errors     int64   `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+// runHold runs the hold scenario and fills rep.
+func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
+	run := randomHex(4)
+	c, err := client.New(tg.url, client.WithAPIKey(tg.key), client.WithHTTPClient(tg.http))
+	if err != nil {
+		return err
+	}
+	// Providers that take every request and answer none: it stays open.
+	fl, err := startFleet(ctx, fleetConfig{
+		admin: c, natsURL: tg.natsURL, run: run, count: cfg.Providers, silent: true, tracker: newTracker(),
+		logger: cfg.Logger.With("component", "bench-provider"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := fl.stop(context.WithoutCancel(ctx)); err != nil {
+			cfg.Logger.Warn("remove bench providers", "err", err)
+		}
+	}()
+	h := &HoldReport{Requests: cfg.Hold, Watchers: cfg.Watchers}
+	var errs atomic.Int64
+	var firstErr atomic.Pointer[error]
+	fail := func(err error) {
+		if errs.Add(1) == 1 {
+			firstErr.Store(&err)
+		}
+	}
+
+	// Open the requests, cfg.Concurrency at a time.
+	ids := make([]string, cfg.Hold)
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	stopProgress := tickProgress(cfg, start, func() string {
+		return fmt.Sprintf("hold: %d of %d requests open", min(next.Load(), int64(cfg.Hold)), cfg.Hold)
+	})
+	for range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
+				}
+				rfq, err := c.CreateRFQ(ctx, client.CreateRFQRequest{
+					Customer: "bench", From: "Frankfurt", To: "Las Vegas",
+					Attributes: map[string]string{benchAttribute: run}, Timeout: holdTimeout,
+				})
+				if err != nil {
+					fail(fmt.Errorf("create request: %w", err))
+					continue
+				}
+				ids[i] = rfq.ID
+			}
+		}()
+	}
+	wg.Wait()
+	stopProgress()
+	h.CreateSec = time.Since(start).Seconds()
+	h.CreatedPerSec = float64(cfg.Hold) / h.CreateSec
+
+	// Open the watchers; each holds its stream until the scenario ends.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	var opened, closed sync.WaitGroup
+	var open atomic.Int64
+	start = time.Now()
+	stopProgress = tickProgress(cfg, start, func() string {
+		return fmt.Sprintf("hold: %d of %d watchers open", open.Load(), cfg.Watchers)
+	})
+	slots := make(chan struct{}, holdOpeners)
+	for _, id := range ids[:cfg.Watchers] {
+		if id == "" {
+			continue
+		}
+		opened.Add(1)
+		closed.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer closed.Done()
+			once := sync.OnceFunc(func() { <-slots; opened.Done() })
+			defer once()
+			err := holdStream(watchCtx, tg, id, func() { open.Add(1); once() })
+			if err != nil && watchCtx.Err() == nil {
+				fail(err)
+			}
+		}()
+	}
+	opened.Wait()
+	stopProgress()
+	h.WatchSec = time.Since(start).Seconds()
+
+	rep.fillProcess(tg, nil, 0)
+	h.RSSMiB, h.PeakRSSMiB = rep.Process.RSSMiB, rep.Process.PeakRSSMiB
+	stopWatching()
+	closed.Wait()
+	h.Errors = errs.Load()
+	if p := firstErr.Load(); p != nil {
+		h.FirstError = (*p).Error()
+	}
+	if open.Load() < int64(cfg.Watchers) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("only %d of %d watchers opened", open.Load(), cfg.Watchers))
+	}
+	rep.Hold = h
+	rep.Concurrency = cfg.Concurrency
+	rep.DurationSec = 0
+	return nil
+}
+
+// holdStream opens the event stream of request id, calls opened once it
+// is open, and reads it until ctx ends.
+func holdStream(ctx context.Context, tg *target, id string, opened func()) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tg.url+"/v1/rfqs/"+id+"/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tg.key)
+	resp, err := tg.stream.Do(req)
+	if err != nil {
+		return fmt.Errorf("events of %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("events of %s: %s", id, resp.Status)
+	}
+	opened()
+	buf := make([]byte, 4<<10)
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("events of %s: %w", id, err)
+		}
+	}
+}
+
+// tickProgress prints line() every second until the returned function is
+// called.
+func tickProgress(cfg Config, start time.Time, line func() string) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				fmt.Fprintf(cfg.Progress, "bench %4.0fs %s\n", now.Sub(start).Seconds(), line())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}

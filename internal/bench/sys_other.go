@@ -1,0 +1,24 @@
+//go:build !linux
+
+package bench
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+var errUnsupported = errors.New("not measured outside Linux")
+
+// onTmpfs reports whether dir is on a tmpfs; outside Linux the bench
+// cannot tell and assumes not.
+func onTmpfs(string) (bool, error) { return false, nil }
+
+// cpuTime is not measured outside Linux.
+func cpuTime() (time.Duration, error) { return 0, errUnsupported }
+
+// memory is not measured outside Linux.
+func memory() (rss, peak int64, err error) { return 0, 0, errUnsupported }
+
+// fdatasync flushes f to the disk; outside Linux with fsync.
+func fdatasync(f *os.File) error { return f.Sync() }
