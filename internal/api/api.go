@@ -61,6 +61,9 @@
 //	gone          410  e.g. replaying a dead letter of a deleted provider
 //	too_large     413  the body is larger than Config.MaxBodyBytes
 //	unmatched     422  a valid request that no active provider can serve
+//	too_many_requests
+//	              429  the caller is over its rate limit (Config.RateLimits);
+//	                   Retry-After says in how many seconds to try again
 //	internal      500  detail "internal error"; the real error is logged
 //	timeout       504
 //
@@ -241,6 +244,11 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero or less
 	// means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// RateLimits bound how fast each authenticated caller may send
+	// requests (429 with Retry-After beyond); the buckets run on Now. The
+	// zero value limits nothing; DefaultRateLimits is what `rydes serve`
+	// uses.
+	RateLimits RateLimits
 }
 
 // New returns the API's handler: every route of routes.go behind request

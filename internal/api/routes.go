@@ -15,10 +15,12 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	// key, which says who the provider is; customer routes a customer's
 	// key, which says who the customer is, or the admin key (any customer),
 	// or, when open, none from loopback.
-	admin := func(h http.Handler) http.Handler { return requireAdmin(logger, cfg.AdminKeyHash, h) }
-	provider := func(h providerHandler) http.Handler { return requireProvider(logger, cfg.Providers, h) }
+	// Each caller has its own rate limit, taken once it is authenticated.
+	limits := newLimiters(cfg.RateLimits, cfg.Now)
+	admin := func(h http.Handler) http.Handler { return requireAdmin(logger, cfg.AdminKeyHash, limits, h) }
+	provider := func(h providerHandler) http.Handler { return requireProvider(logger, cfg.Providers, limits, h) }
 	customer := func(h customerHandler) http.Handler {
-		return requireCustomer(logger, cfg.Customers, cfg.AdminKeyHash, cfg.OpenLoopbackCustomers, h)
+		return requireCustomer(logger, cfg.Customers, cfg.AdminKeyHash, cfg.OpenLoopbackCustomers, limits, h)
 	}
 
 	mux.Handle("GET /healthz", handleHealthz(logger, cfg.Ready))

@@ -70,6 +70,10 @@ type Config struct {
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
 	WebhookAllowPrivate bool
+	// RateLimits bound how fast each authenticated HTTP caller may send
+	// requests (429 with Retry-After beyond). The zero value limits
+	// nothing; `rydes serve` defaults to api.DefaultRateLimits.
+	RateLimits api.RateLimits
 
 	Logger *slog.Logger
 	Clock  clockwork.Clock // nil for the real clock
@@ -250,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			Now:                   cfg.Clock.Now,
 			Logger:                a.log.With("component", "api"),
 			Ready:                 a.ready.Load,
+			RateLimits:            cfg.RateLimits,
 		}),
 		// Slow clients cannot hold connections: every phase is bounded
 		// (event streams and long polls lift their own deadlines).
