@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wildrydes/rydes"
 )
@@ -48,6 +50,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, e
 			return nil, tooLarge(mbe)
 		}
 		return nil, rydes.Errorf(rydes.EINVALID, "the body could not be read whole")
+	}
+	// JSON is UTF-8 (RFC 8259); the decoder would quietly turn invalid
+	// bytes into U+FFFD, storing what the client never sent.
+	if !utf8.Valid(body) {
+		return nil, rydes.Errorf(rydes.EINVALID, "the body is not valid UTF-8")
 	}
 	return body, nil
 }
@@ -302,4 +309,20 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkURL vets rawURL, the value of field, with check (Config.CheckURL),
+// if there is one: an EINVALID error becomes a problem naming field.
+func checkURL(ctx context.Context, check func(context.Context, string) error, field, rawURL string) error {
+	if check == nil {
+		return nil
+	}
+	err := check(ctx, rawURL)
+	if err == nil {
+		return nil
+	}
+	if rydes.ErrorCodeOf(err) == rydes.EINVALID {
+		return rydes.FieldErrorf(field, "%s", rydes.ErrorMessageOf(err))
+	}
+	return fmt.Errorf("check %s: %w", field, err)
 }

@@ -26,7 +26,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("GET /healthz", handleHealthz(logger, cfg.Ready))
 
 	// Customers asking for quotes and following their requests.
-	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody)))
+	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody, cfg.CheckURL)))
 	mux.Handle("GET /v1/rfqs/{id}", customer(handleGetRFQ(logger, svc, cfg.Watcher, cfg.MaxWait)))
 	mux.Handle("DELETE /v1/rfqs/{id}", customer(handleCancelRFQ(logger, svc)))
 	mux.Handle("GET /v1/rfqs/{id}/events", customer(handleRFQEvents(logger, svc, cfg.Watcher, cfg.Heartbeat)))
@@ -39,10 +39,10 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	// Administration: providers and the deliveries that failed them,
 	// customers.
 	providers := cfg.Providers
-	mux.Handle("POST /v1/providers", admin(handleCreateProvider(logger, providers, maxBody)))
+	mux.Handle("POST /v1/providers", admin(handleCreateProvider(logger, providers, maxBody, cfg.CheckURL)))
 	mux.Handle("GET /v1/providers", admin(handleListProviders(logger, providers)))
 	mux.Handle("GET /v1/providers/{id}", admin(handleGetProvider(logger, providers)))
-	mux.Handle("PATCH /v1/providers/{id}", admin(handleUpdateProvider(logger, providers, maxBody)))
+	mux.Handle("PATCH /v1/providers/{id}", admin(handleUpdateProvider(logger, providers, maxBody, cfg.CheckURL)))
 	mux.Handle("DELETE /v1/providers/{id}", admin(handleDeleteProvider(logger, providers)))
 	mux.Handle("POST /v1/providers/{id}/rotate", admin(handleRotateProvider(logger, providers)))
 	mux.Handle("GET /v1/providers/{id}/stats", admin(handleProviderStats(logger, providers)))
