@@ -15,16 +15,17 @@ type ErrorCode string
 
 // Error codes used across rydes.
 const (
-	ECONFLICT     ErrorCode = "conflict"     // the action conflicts with the current state
-	EFORBIDDEN    ErrorCode = "forbidden"    // the caller may not do this
-	EUNAUTHORIZED ErrorCode = "unauthorized" // the caller did not prove who it is
-	EINTERNAL     ErrorCode = "internal"     // a bug or an unavailable dependency
-	EINVALID      ErrorCode = "invalid"      // the input is malformed or out of range
-	ENOTFOUND     ErrorCode = "not_found"    // the resource does not exist
-	ETOOLARGE     ErrorCode = "too_large"    // the input is bigger than allowed
-	EUNMATCHED    ErrorCode = "unmatched"    // the request is valid but nobody can serve it
-	EGONE         ErrorCode = "gone"         // the resource existed and is no longer usable
-	ETIMEOUT      ErrorCode = "timeout"      // a deadline passed
+	ECONFLICT     ErrorCode = "conflict"          // the action conflicts with the current state
+	EFORBIDDEN    ErrorCode = "forbidden"         // the caller may not do this
+	EUNAUTHORIZED ErrorCode = "unauthorized"      // the caller did not prove who it is
+	EINTERNAL     ErrorCode = "internal"          // a bug or an unavailable dependency
+	EINVALID      ErrorCode = "invalid"           // the input is malformed or out of range
+	ENOTFOUND     ErrorCode = "not_found"         // the resource does not exist
+	ETOOLARGE     ErrorCode = "too_large"         // the input is bigger than allowed
+	EUNMATCHED    ErrorCode = "unmatched"         // the request is valid but nobody can serve it
+	EGONE         ErrorCode = "gone"              // the resource existed and is no longer usable
+	ETIMEOUT      ErrorCode = "timeout"           // a deadline passed
+	ETOOMANY      ErrorCode = "too_many_requests" // the caller sent more requests than its rate limit allows
 )
 
 // Error is a domain error: a code, a message meant for the caller, and the

@@ -132,6 +132,7 @@ const (
 	MaxAttributeKey   = 64
 	MaxReasonLen      = 512
 	MaxProviderIDLen  = 64
+	MaxTimeTextLen    = 64 // a duration or timestamp as text: timeout, pickup_at, expires_at
 	DefaultTimeout    = 30 * time.Second
 	DefaultMaxTimeout = 10 * time.Minute
 )

@@ -250,11 +250,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, MaxProblemBytes))
-		if err != nil && len(b) == 0 {
-			return &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode),
-				Detail: "reading the error response failed: " + err.Error()}
-		}
-		return problemFrom(resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		return problemOf(resp, b, err)
 	}
 	if out == nil {
 		return nil

@@ -52,7 +52,8 @@ const (
 // Up to five reconnections in a row without an event in between (network
 // errors, an early end of the stream, 429, 502, 503 and 504) are made, with
 // a growing wait between them (or the wait the server asks for with a retry
-// field); then Events gives up.
+// field, or with Retry-After on a 429 or 503, if longer); then Events gives
+// up.
 //
 // A response other than a stream, such as a 404 for an unknown RFQ, is
 // returned as a *Problem. If fn returns an error, Events stops and returns
@@ -94,6 +95,7 @@ func (c *Client) Events(ctx context.Context, id string, afterSeq int64, fn func(
 		if s.retry > 0 {
 			wait = s.retry
 		}
+		wait = max(wait, retryAfter(err))
 		backoff = min(2*backoff, eventsMaxBackoff)
 		t := time.NewTimer(wait)
 		select {
@@ -155,13 +157,7 @@ func (s *eventStream) connect(ctx context.Context) (done bool, err error) {
 
 	if resp.StatusCode != http.StatusOK {
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, MaxProblemBytes))
-		var p *Problem
-		if rerr != nil && len(b) == 0 {
-			p = &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode),
-				Detail: "reading the error response failed: " + rerr.Error()}
-		} else {
-			p = problemFrom(resp.StatusCode, resp.Header.Get("Content-Type"), b)
-		}
+		p := problemOf(resp, b, rerr)
 		return !transient(p), p
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {

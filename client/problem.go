@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -32,6 +33,11 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 	// Errors lists the offending fields of an invalid request.
 	Errors []FieldError `json:"errors,omitempty"`
+	// RetryAfter is how long the server asked the client to wait before
+	// trying again, from the Retry-After header of a 429 (over the rate
+	// limit) or a 503: whole seconds, or an HTTP date. Zero when it did not
+	// say.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // FieldError is one offending field of an invalid request.
@@ -88,6 +94,46 @@ func (p *Problem) Error() string {
 		b.WriteString(": " + clean(p.Detail))
 	}
 	return b.String()
+}
+
+// problemOf makes the *Problem for an error response and its (bounded)
+// body, or readErr if reading it failed before anything was read.
+func problemOf(resp *http.Response, body []byte, readErr error) *Problem {
+	var p *Problem
+	if readErr != nil && len(body) == 0 {
+		p = &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode),
+			Detail: "reading the error response failed: " + readErr.Error()}
+	} else {
+		p = problemFrom(resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	p.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return p
+}
+
+// maxRetryAfter bounds the wait a Retry-After header may ask for.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter parses a Retry-After value, delay-seconds or an HTTP
+// date, into a wait from now: 0 if absent, malformed or in the past, at
+// most maxRetryAfter.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // problemFrom makes the *Problem for an error response with the given status,

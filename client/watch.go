@@ -26,8 +26,9 @@ const watchRetries = 5
 // returns an error, Watch stops and returns it.
 //
 // Up to five transient failures in a row (network errors, 429, 502, 503 and
-// 504) are ridden out by polling again; any other error, and the end of ctx,
-// stop Watch. On error Watch returns the last RFQ it read, or the zero RFQ.
+// 504) are ridden out by polling again, after the interval or the
+// Retry-After the server asked for, whichever is longer; any other error,
+// and the end of ctx, stop Watch. On error Watch returns the last RFQ it read, or the zero RFQ.
 func (c *Client) Watch(ctx context.Context, id string, interval time.Duration, fn func(rydes.RFQ) error) (rydes.RFQ, error) {
 	if interval <= 0 {
 		interval = DefaultWatchInterval
@@ -64,6 +65,9 @@ func (c *Client) Watch(ctx context.Context, id string, interval time.Duration, f
 			return last, ctx.Err()
 		case transient(err) && failures < watchRetries:
 			failures++
+			// Over the rate limit: wait as long as the server asks.
+			timer.Reset(max(interval, retryAfter(err)))
+			continue
 		default:
 			return last, err
 		}
@@ -82,6 +86,15 @@ func transient(err error) bool {
 	}
 	_, ok := errors.AsType[*url.Error](err)
 	return ok
+}
+
+// retryAfter returns the wait a *Problem in err's chain asks for
+// (Problem.RetryAfter), or 0.
+func retryAfter(err error) time.Duration {
+	if p, ok := errors.AsType[*Problem](err); ok {
+		return p.RetryAfter
+	}
+	return 0
 }
 
 // changed reports whether b says anything new about an RFQ compared to a:

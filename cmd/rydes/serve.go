@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/app"
 	"github.com/wildrydes/rydes/internal/bus"
 )
@@ -43,6 +45,13 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	durability := fs.String("durability", string(app.DurabilityPowerLoss), "what an acknowledged write survives: power-loss (fsync every write) or process-crash (the OS writes back; faster, a power loss may lose the last writes)")
 	fs.BoolVar(&cfg.AllowTmpfs, "allow-tmpfs", false, "allow a data dir on a tmpfs (lost on reboot): for tests only")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook deliveries go to loopback and private addresses (local partners); --demo implies it")
+	cfg.RateLimits = api.DefaultRateLimits()
+	fs.Float64Var(&cfg.RateLimits.Customer.PerSecond, "rate-limit", cfg.RateLimits.Customer.PerSecond, "requests a second each customer key (or, with --demo, each address) may send on average; 0: no limit")
+	fs.IntVar(&cfg.RateLimits.Customer.Burst, "rate-burst", cfg.RateLimits.Customer.Burst, "requests each customer key may send at once, above --rate-limit")
+	fs.Float64Var(&cfg.RateLimits.Provider.PerSecond, "provider-rate-limit", cfg.RateLimits.Provider.PerSecond, "requests a second each provider key may send on average; 0: no limit")
+	fs.IntVar(&cfg.RateLimits.Provider.Burst, "provider-rate-burst", cfg.RateLimits.Provider.Burst, "requests each provider key may send at once, above --provider-rate-limit")
+	fs.Float64Var(&cfg.RateLimits.Admin.PerSecond, "admin-rate-limit", cfg.RateLimits.Admin.PerSecond, "requests a second the admin key may send on average; 0: no limit")
+	fs.IntVar(&cfg.RateLimits.Admin.Burst, "admin-rate-burst", cfg.RateLimits.Admin.Burst, "requests the admin key may send at once, above --admin-rate-limit")
 	fs.BoolVar(&cfg.Sim.Silent, "sim-silent", false, "a simulated provider that does not quote stays silent, as in the workshop (otherwise it declines)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: rydes serve [flags]\n\nRuns the broker: embedded NATS JetStream, SQLite and the HTTP API.\nEach flag can also be set as RYDES_<FLAG_IN_UPPER_SNAKE>, e.g. RYDES_SIM_MAX_DELAY.\n\nFlags:\n")
@@ -57,6 +66,17 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	cfg.Durability = app.Durability(*durability)
 	if err := cfg.Durability.Validate(); err != nil {
 		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--durability: %w", err)}
+	}
+	for _, r := range []struct {
+		name string
+		rate api.Rate
+	}{{"rate", cfg.RateLimits.Customer}, {"provider-rate", cfg.RateLimits.Provider}, {"admin-rate", cfg.RateLimits.Admin}} {
+		if r.rate.PerSecond < 0 || math.IsNaN(r.rate.PerSecond) || math.IsInf(r.rate.PerSecond, 0) {
+			return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--%s-limit must be a finite number of requests a second, 0 for no limit; got %v", r.name, r.rate.PerSecond)}
+		}
+		if r.rate.Burst < 1 && r.rate.PerSecond > 0 {
+			return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--%s-burst must be at least 1, got %d", r.name, r.rate.Burst)}
+		}
 	}
 	return cfg, *logLevel, nil
 }

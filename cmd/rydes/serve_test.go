@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/app"
 )
 
@@ -25,4 +27,36 @@ func TestServeDurabilityFlag(t *testing.T) {
 
 	_, _, err = serveConfig([]string{"--durability", "whenever"}, envOf(nil), &stderr)
 	require.ErrorContains(t, err, `durability "whenever"`)
+}
+
+// TestServeRateLimitFlags checks the rate limit flags: on by default with
+// api.DefaultRateLimits, set by flag or RYDES_* variable, 0 to disable, and
+// nonsense refused.
+func TestServeRateLimitFlags(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	cfg, _, err := serveConfig(nil, noEnv, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, api.DefaultRateLimits(), cfg.RateLimits)
+
+	cfg, _, err = serveConfig([]string{"--rate-limit", "5", "--rate-burst", "10", "--provider-rate-limit", "0"}, func(k string) string {
+		return map[string]string{"RYDES_ADMIN_RATE_LIMIT": "50", "RYDES_ADMIN_RATE_BURST": "60", "RYDES_RATE_LIMIT": "7"}[k]
+	}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, api.Rate{PerSecond: 5, Burst: 10}, cfg.RateLimits.Customer, "the command line wins over RYDES_RATE_LIMIT")
+	require.False(t, cfg.RateLimits.Provider.Enabled(), "0 disables")
+	require.Equal(t, api.Rate{PerSecond: 50, Burst: 60}, cfg.RateLimits.Admin)
+
+	for _, args := range [][]string{
+		{"--rate-limit", "-1"},
+		{"--provider-rate-limit", "NaN"},
+		{"--admin-rate-limit", "+Inf"},
+		{"--rate-burst", "0"},
+		{"--provider-rate-burst", "-3"},
+	} {
+		_, _, err := serveConfig(args, noEnv, io.Discard)
+		require.Error(t, err, "%q", args)
+	}
+	// A burst does not matter when there is no limit.
+	_, _, err = serveConfig([]string{"--rate-limit", "0", "--rate-burst", "0"}, noEnv, io.Discard)
+	require.NoError(t, err)
 }

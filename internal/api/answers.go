@@ -94,6 +94,9 @@ func parseAnswer(kind rydes.AnswerKind, body []byte) (rydes.Answer, error) {
 	}
 	a.ETASeconds = b.ETASeconds
 	if b.ExpiresAt != nil {
+		if len(*b.ExpiresAt) > rydes.MaxTimeTextLen {
+			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be at most %d bytes", rydes.MaxTimeTextLen)
+		}
 		t, err := time.Parse(time.RFC3339, *b.ExpiresAt)
 		if err != nil {
 			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be an RFC 3339 time such as \"2030-07-01T09:45:00Z\"")

@@ -53,8 +53,11 @@
 // mapped to a status in one place, ErrorStatus:
 //
 //	invalid       400  malformed or out-of-range input, whether syntactic
-//	                   (bad JSON, wrong type, unknown field) or semantic
-//	                   (blank field, timeout out of range): one status, 400
+//	                   (bad JSON or invalid UTF-8, wrong type, unknown
+//	                   field, a body on a route that takes none) or
+//	                   semantic (blank field, timeout out of range, a
+//	                   webhook URL refused by Config.CheckURL): one
+//	                   status, 400
 //	unauthorized  401  no key, or a key that is not valid for the route
 //	forbidden     403  e.g. a provider answering an RFQ it was not asked for
 //	not_found     404
@@ -63,6 +66,9 @@
 //	gone          410  e.g. replaying a dead letter of a deleted provider
 //	too_large     413  the body is larger than Config.MaxBodyBytes
 //	unmatched     422  a valid request that no active provider can serve
+//	too_many_requests
+//	              429  the caller is over its rate limit (Config.RateLimits);
+//	                   Retry-After says in how many seconds to try again
 //	internal      500  detail "internal error"; the real error is logged
 //	timeout       504
 //
@@ -247,6 +253,18 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero or less
 	// means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// CheckURL, if set, vets each URL rydes is asked to POST to, when it
+	// is given: a provider's webhook_url (POST /v1/providers, PATCH
+	// /v1/providers/{id}) and an RFQ's notify_url (POST /v1/rfqs). An
+	// EINVALID error refuses the request with 400 naming the field, and
+	// nothing changes; any other error is internal. `rydes serve` uses
+	// webhook.URLPolicy.Check. Nil accepts every well-formed URL.
+	CheckURL func(ctx context.Context, rawURL string) error
+	// RateLimits bound how fast each authenticated caller may send
+	// requests (429 with Retry-After beyond); the buckets run on Now. The
+	// zero value limits nothing; DefaultRateLimits is what `rydes serve`
+	// uses.
+	RateLimits RateLimits
 }
 
 // New returns the API's handler: every route of routes.go behind request

@@ -25,8 +25,9 @@ func bearerToken(r *http.Request) string {
 
 // requireAdmin serves next only to requests that carry the admin key, whose
 // hash keyHash returns; every other request gets 401. A nil keyHash, or one
-// that returns "", accepts no key.
-func requireAdmin(logger *slog.Logger, keyHash func() string, next http.Handler) http.Handler {
+// that returns "", accepts no key. Requests over the admin rate limit get
+// 429.
+func requireAdmin(logger *slog.Logger, keyHash func() string, limits *limiters, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := bearerToken(r)
 		if token == "" {
@@ -41,6 +42,9 @@ func requireAdmin(logger *slog.Logger, keyHash func() string, next http.Handler)
 			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "the key given is not the admin key"))
 			return
 		}
+		if !limits.allow(w, r, logger, limits.admin, "admin") {
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -50,8 +54,9 @@ type providerHandler func(w http.ResponseWriter, r *http.Request, p rydes.Provid
 
 // requireProvider serves next only to requests that carry a provider's API
 // key, passing it the provider the key belongs to; every other request gets
-// 401. A nil providers accepts no key.
-func requireProvider(logger *slog.Logger, providers ProviderRegistry, next providerHandler) http.Handler {
+// 401. A nil providers accepts no key. Requests over the provider's rate
+// limit get 429.
+func requireProvider(logger *slog.Logger, providers ProviderRegistry, limits *limiters, next providerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := bearerToken(r)
 		if token == "" {
@@ -65,6 +70,9 @@ func requireProvider(logger *slog.Logger, providers ProviderRegistry, next provi
 		p, err := providers.Authenticate(r.Context(), token)
 		if err != nil {
 			writeError(w, r, logger, fmt.Errorf("authenticate provider: %w", err))
+			return
+		}
+		if !limits.allow(w, r, logger, limits.provider, p.ID) {
 			return
 		}
 		next(w, r, p)
@@ -81,14 +89,18 @@ type customerHandler func(w http.ResponseWriter, r *http.Request, customer strin
 // (passing the customer's id) or the admin key (passing ""), and, if open,
 // to requests without an Authorization header from a loopback address
 // (passing ""); every other request gets 401. A nil customers accepts no
-// customer key.
-func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHash func() string, open bool, next customerHandler) http.Handler {
+// customer key. Requests over their rate limit get 429: the customer's,
+// the admin key's, or for the open demo customer the remote address's.
+func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHash func() string, open bool, limits *limiters, next customerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := bearerToken(r)
 		if token == "" {
 			// An Authorization header that is not one Bearer token is a
 			// mistake to report, not an absent key.
 			if len(r.Header.Values("Authorization")) == 0 && open && isLoopback(r.RemoteAddr) {
+				if !limits.allow(w, r, logger, limits.customer, "ip:"+remoteIP(r.RemoteAddr)) {
+					return
+				}
 				next(w, r, "")
 				return
 			}
@@ -97,6 +109,9 @@ func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHa
 		}
 		if adminKeyHash != nil {
 			if hash := adminKeyHash(); hash != "" && auth.Matches(token, hash) {
+				if !limits.allow(w, r, logger, limits.admin, "admin") {
+					return
+				}
 				next(w, r, "")
 				return
 			}
@@ -112,6 +127,9 @@ func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHa
 		}
 		if c.ID == "" { // a registry bug must not open every RFQ
 			writeError(w, r, logger, errors.New("authenticate customer: the registry returned a customer without id"))
+			return
+		}
+		if !limits.allow(w, r, logger, limits.customer, "customer:"+c.ID) {
 			return
 		}
 		next(w, r, c.ID)

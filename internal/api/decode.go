@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wildrydes/rydes"
 )
@@ -49,7 +51,83 @@ func readJSON(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, e
 		}
 		return nil, rydes.Errorf(rydes.EINVALID, "the body could not be read whole")
 	}
+	// JSON is UTF-8 (RFC 8259); the decoder would quietly turn invalid
+	// bytes into U+FFFD, storing what the client never sent.
+	if !utf8.Valid(body) {
+		return nil, rydes.Errorf(rydes.EINVALID, "the body is not valid UTF-8")
+	}
+	// Likewise a \ud800 escape that is not half of a surrogate pair.
+	if loneSurrogate(body) {
+		return nil, rydes.Errorf(rydes.EINVALID, "the body holds a \\u escape of a lone UTF-16 surrogate, which is no character")
+	}
 	return body, nil
+}
+
+// loneSurrogate reports whether body, JSON text, holds a \uXXXX escape of a
+// UTF-16 surrogate (D800-DFFF) that is not part of a high-low pair. It
+// looks only inside strings and stops at anything malformed, which the
+// decoder reports better.
+func loneSurrogate(body []byte) bool {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 >= len(body) {
+				return false
+			}
+			if body[i+1] != 'u' {
+				i++ // skip the escaped character
+				continue
+			}
+			r, ok := hex4(body[i+2:])
+			if !ok {
+				return false
+			}
+			i += 5
+			switch {
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return true // a low half without a high one before it
+			case r >= 0xD800 && r <= 0xDBFF:
+				if i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+					return true
+				}
+				low, ok := hex4(body[i+3:])
+				if !ok || low < 0xDC00 || low > 0xDFFF {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
+}
+
+// hex4 parses the 4 hex digits that start b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // unmarshalStrict decodes body, which must be exactly one JSON value with no
@@ -243,6 +321,9 @@ func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 // parseTimeout parses a request's timeout, a Go duration of at least
 // rydes.MinTimeout. The maximum is the engine's to check.
 func parseTimeout(s string) (time.Duration, error) {
+	if len(s) > rydes.MaxTimeTextLen {
+		return 0, rydes.FieldErrorf("timeout", "must be at most %d bytes", rydes.MaxTimeTextLen)
+	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return 0, rydes.FieldErrorf("timeout", "must be a duration such as \"45s\" or \"2m\"")
@@ -255,6 +336,9 @@ func parseTimeout(s string) (time.Duration, error) {
 
 // parsePickupAt parses a request's pickup time, an RFC 3339 timestamp.
 func parsePickupAt(s string) (time.Time, error) {
+	if len(s) > rydes.MaxTimeTextLen {
+		return time.Time{}, rydes.FieldErrorf("pickup_at", "must be at most %d bytes", rydes.MaxTimeTextLen)
+	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return time.Time{}, rydes.FieldErrorf("pickup_at", "must be an RFC 3339 time such as \"2030-07-01T09:30:00Z\"")
@@ -302,4 +386,20 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkURL vets rawURL, the value of field, with check (Config.CheckURL),
+// if there is one: an EINVALID error becomes a problem naming field.
+func checkURL(ctx context.Context, check func(context.Context, string) error, field, rawURL string) error {
+	if check == nil {
+		return nil
+	}
+	err := check(ctx, rawURL)
+	if err == nil {
+		return nil
+	}
+	if rydes.ErrorCodeOf(err) == rydes.EINVALID {
+		return rydes.FieldErrorf(field, "%s", rydes.ErrorMessageOf(err))
+	}
+	return fmt.Errorf("check %s: %w", field, err)
 }

@@ -60,6 +60,7 @@ var problemKinds = map[rydes.ErrorCode]problemKind{
 	rydes.EUNMATCHED:    {http.StatusUnprocessableEntity, "No provider can serve the request"},
 	rydes.EINTERNAL:     {http.StatusInternalServerError, "Internal error"},
 	rydes.ETIMEOUT:      {http.StatusGatewayTimeout, "Timed out"},
+	rydes.ETOOMANY:      {http.StatusTooManyRequests, "Too many requests"},
 }
 
 // ErrorStatus returns the HTTP status of a domain error code; unknown codes

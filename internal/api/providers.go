@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -118,8 +119,9 @@ type providerList struct {
 }
 
 // handleCreateProvider serves POST /v1/providers: 201 with the provider,
-// its credentials and its Location; 409 if the id is taken.
-func handleCreateProvider(logger *slog.Logger, providers ProviderRegistry, maxBody int64) http.Handler {
+// its credentials and its Location; 409 if the id is taken. A webhook_url
+// must pass check, if not nil.
+func handleCreateProvider(logger *slog.Logger, providers ProviderRegistry, maxBody int64, check func(context.Context, string) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body createProviderBody
 		if err := decodeJSON(w, r, maxBody, &body); err != nil {
@@ -130,6 +132,12 @@ func handleCreateProvider(logger *slog.Logger, providers ProviderRegistry, maxBo
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
+		}
+		if params.WebhookURL != "" {
+			if err := checkURL(r.Context(), check, "webhook_url", params.WebhookURL); err != nil {
+				writeError(w, r, logger, err)
+				return
+			}
 		}
 		p, creds, err := providers.Create(r.Context(), params)
 		if err != nil {
@@ -175,8 +183,9 @@ func handleGetProvider(logger *slog.Logger, providers ProviderRegistry) http.Han
 }
 
 // handleUpdateProvider serves PATCH /v1/providers/{id}: 200 with the
-// provider as changed. Pausing and resuming are changes of status.
-func handleUpdateProvider(logger *slog.Logger, providers ProviderRegistry, maxBody int64) http.Handler {
+// provider as changed. Pausing and resuming are changes of status. A new
+// webhook_url must pass check, if not nil.
+func handleUpdateProvider(logger *slog.Logger, providers ProviderRegistry, maxBody int64, check func(context.Context, string) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathProviderID(r)
 		if err != nil {
@@ -197,6 +206,12 @@ func handleUpdateProvider(logger *slog.Logger, providers ProviderRegistry, maxBo
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
+		}
+		if params.WebhookURL != nil {
+			if err := checkURL(r.Context(), check, "webhook_url", *params.WebhookURL); err != nil {
+				writeError(w, r, logger, err)
+				return
+			}
 		}
 		p, err := providers.Update(r.Context(), params)
 		if err != nil {

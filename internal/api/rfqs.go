@@ -101,8 +101,9 @@ func requestCustomer(body, caller string) (string, error) {
 }
 
 // handleCreateRFQ serves POST /v1/rfqs: 201 with the RFQ and its Location;
-// the RFQ's notify_secret, if it has a notify_url, is shown only here.
-func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64) customerHandler {
+// the RFQ's notify_secret, if it has a notify_url, is shown only here. The
+// notify_url must pass check, if not nil.
+func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64, check func(context.Context, string) error) customerHandler {
 	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		var body createRFQBody
 		if err := decodeJSON(w, r, maxBody, &body); err != nil {
@@ -113,6 +114,12 @@ func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64) customerHa
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
+		}
+		if req.NotifyURL != "" {
+			if err := checkURL(r.Context(), check, "notify_url", req.NotifyURL); err != nil {
+				writeError(w, r, logger, err)
+				return
+			}
 		}
 		rfq, err := svc.CreateRFQ(r.Context(), req)
 		if err != nil {
@@ -202,6 +209,10 @@ func handleCancelRFQ(logger *slog.Logger, svc Service) customerHandler {
 	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		id, err := pathID(r)
 		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		if err := requireNoBody(r); err != nil {
 			writeError(w, r, logger, err)
 			return
 		}

@@ -15,18 +15,20 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	// key, which says who the provider is; customer routes a customer's
 	// key, which says who the customer is, or the admin key (any customer),
 	// or, when open, none from loopback.
+	// Each caller has its own rate limit, taken once it is authenticated.
+	limits := newLimiters(cfg.RateLimits, cfg.Now)
 	admin := func(h http.Handler) http.Handler {
-		return requireAdmin(logger, cfg.AdminKeyHash, audited(logger, cfg.Audit, cfg.Now, maxBody, h))
+		return requireAdmin(logger, cfg.AdminKeyHash, limits, audited(logger, cfg.Audit, cfg.Now, maxBody, h))
 	}
-	provider := func(h providerHandler) http.Handler { return requireProvider(logger, cfg.Providers, h) }
+	provider := func(h providerHandler) http.Handler { return requireProvider(logger, cfg.Providers, limits, h) }
 	customer := func(h customerHandler) http.Handler {
-		return requireCustomer(logger, cfg.Customers, cfg.AdminKeyHash, cfg.OpenLoopbackCustomers, h)
+		return requireCustomer(logger, cfg.Customers, cfg.AdminKeyHash, cfg.OpenLoopbackCustomers, limits, h)
 	}
 
 	mux.Handle("GET /healthz", handleHealthz(logger, cfg.Ready))
 
 	// Customers asking for quotes and following their requests.
-	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody)))
+	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody, cfg.CheckURL)))
 	mux.Handle("GET /v1/rfqs/{id}", customer(handleGetRFQ(logger, svc, cfg.Watcher, cfg.MaxWait)))
 	mux.Handle("DELETE /v1/rfqs/{id}", customer(handleCancelRFQ(logger, svc)))
 	mux.Handle("GET /v1/rfqs/{id}/events", customer(handleRFQEvents(logger, svc, cfg.Watcher, cfg.Heartbeat)))
@@ -39,10 +41,10 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	// Administration: providers and the deliveries that failed them,
 	// customers.
 	providers := cfg.Providers
-	mux.Handle("POST /v1/providers", admin(handleCreateProvider(logger, providers, maxBody)))
+	mux.Handle("POST /v1/providers", admin(handleCreateProvider(logger, providers, maxBody, cfg.CheckURL)))
 	mux.Handle("GET /v1/providers", admin(handleListProviders(logger, providers)))
 	mux.Handle("GET /v1/providers/{id}", admin(handleGetProvider(logger, providers)))
-	mux.Handle("PATCH /v1/providers/{id}", admin(handleUpdateProvider(logger, providers, maxBody)))
+	mux.Handle("PATCH /v1/providers/{id}", admin(handleUpdateProvider(logger, providers, maxBody, cfg.CheckURL)))
 	mux.Handle("DELETE /v1/providers/{id}", admin(handleDeleteProvider(logger, providers)))
 	mux.Handle("POST /v1/providers/{id}/rotate", admin(handleRotateProvider(logger, providers)))
 	mux.Handle("GET /v1/providers/{id}/stats", admin(handleProviderStats(logger, providers)))

@@ -48,6 +48,9 @@ func parseWait(q url.Values, maxWait time.Duration) (time.Duration, error) {
 	if len(q["wait"]) != 1 {
 		return 0, bad
 	}
+	if len(q.Get("wait")) > rydes.MaxTimeTextLen {
+		return 0, bad
+	}
 	d, err := time.ParseDuration(q.Get("wait"))
 	if err != nil || d <= 0 || d > maxWait {
 		return 0, bad

@@ -127,6 +127,15 @@ type Config struct {
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
 	WebhookAllowPrivate bool
+	// Resolver resolves the host names of webhook and notify URLs when
+	// they are registered, to refuse those that lead to loopback or
+	// private addresses (unless WebhookAllowPrivate or Demo); nil means
+	// the system's resolver. Tests set a fake.
+	Resolver webhook.Resolver
+	// RateLimits bound how fast each authenticated HTTP caller may send
+	// requests (429 with Retry-After beyond). The zero value limits
+	// nothing; `rydes serve` defaults to api.DefaultRateLimits.
+	RateLimits api.RateLimits
 
 	Logger *slog.Logger
 	Clock  clockwork.Clock // nil for the real clock
@@ -334,6 +343,10 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			Now:                   cfg.Clock.Now,
 			Logger:                a.log.With("component", "api"),
 			Ready:                 a.ready.Load,
+			RateLimits:            cfg.RateLimits,
+			// The same policy as the deliveries' own, checked when a URL
+			// is given: one rule for where rydes may POST.
+			CheckURL: webhook.URLPolicy{AllowPrivate: cfg.WebhookAllowPrivate || cfg.Demo, Resolver: cfg.Resolver}.Check,
 		}),
 		// Slow clients cannot hold connections: every phase is bounded
 		// (event streams and long polls lift their own deadlines).

@@ -424,8 +424,7 @@ type result struct {
 
 // attempt POSTs body to url once, signed with secret.
 func (n *Notifier) attempt(ctx context.Context, url, secret, msgID string, body []byte) result {
-	signer, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
+	if _, err := standardwebhooks.NewWebhook(secret); err != nil {
 		return result{permanent: true, err: "the rfq's notify secret is malformed"}
 	}
 	actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
@@ -434,16 +433,13 @@ func (n *Notifier) attempt(ctx context.Context, url, secret, msgID string, body 
 	if err != nil {
 		return result{permanent: true, err: "invalid notify URL: " + err.Error()}
 	}
-	now := n.cfg.Clock.Now()
-	sig, err := signer.Sign(msgID, now, body)
+	signed, err := webhook.SignHeaders(secret, msgID, n.cfg.Clock.Now(), body)
 	if err != nil {
-		return result{permanent: true, err: "sign: " + err.Error()}
+		return result{permanent: true, err: err.Error()}
 	}
+	req.Header = signed
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(webhook.HeaderID, msgID)
-	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(webhook.HeaderSignature, sig)
 
 	resp, err := n.client.Do(req)
 	if err != nil {

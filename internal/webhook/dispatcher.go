@@ -326,8 +326,7 @@ func (dl *deliverer) attempt(ctx context.Context, providerID, msgID, rfqID strin
 	if secret == "" {
 		return permanent("provider "+providerID+" has no webhook signing secret", "no signing secret"), nil
 	}
-	signer, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
+	if _, err := standardwebhooks.NewWebhook(secret); err != nil {
 		return permanent("provider "+providerID+"'s webhook signing secret is malformed", "malformed signing secret"), nil
 	}
 
@@ -337,16 +336,13 @@ func (dl *deliverer) attempt(ctx context.Context, providerID, msgID, rfqID strin
 	if err != nil {
 		return permanent("invalid webhook URL: "+err.Error(), "invalid webhook URL"), nil
 	}
-	now := dl.cfg.Clock.Now()
-	sig, err := signer.Sign(msgID, now, body)
+	signed, err := SignHeaders(secret, msgID, dl.cfg.Clock.Now(), body)
 	if err != nil {
-		return permanent("sign: "+err.Error(), "could not sign"), nil
+		return permanent(err.Error(), "could not sign"), nil
 	}
+	hreq.Header = signed
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("User-Agent", UserAgent)
-	hreq.Header.Set(HeaderID, msgID)
-	hreq.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	hreq.Header.Set(HeaderSignature, sig)
 
 	resp, err := dl.client.Do(hreq)
 	if err != nil {

@@ -229,8 +229,11 @@ func newClient(cfg Config) *http.Client {
 				return fmt.Errorf("dial %s: %w", address, err)
 			}
 			ip, err := netip.ParseAddr(host)
-			if err != nil || !publicAddr(ip) {
+			if err != nil {
 				return fmt.Errorf("dial %s: %w", address, errAddressNotAllowed)
+			}
+			if !publicAddr(ip) {
+				return fmt.Errorf("dial %s (a %s address): %w", address, addrClass(ip), errAddressNotAllowed)
 			}
 			return nil
 		}
@@ -264,7 +267,9 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("64:ff9b:1::/48"),
 }
 
-// publicAddr reports whether ip is an address on the public internet.
+// publicAddr reports whether ip is an address on the public internet: the
+// one policy of where deliveries may go, applied when a URL is registered
+// (URLPolicy) and again on the address actually dialled (newClient).
 func publicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	if !ip.IsValid() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() ||

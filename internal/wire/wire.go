@@ -200,6 +200,9 @@ func (b answerBody) answer(rfqID, provider string, receivedAt time.Time) (rydes.
 		a.Price = rydes.Price(p)
 	}
 	if b.ExpiresAt != nil {
+		if len(*b.ExpiresAt) > rydes.MaxTimeTextLen {
+			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be at most %d bytes", rydes.MaxTimeTextLen)
+		}
 		t, err := time.Parse(time.RFC3339Nano, *b.ExpiresAt)
 		if err != nil {
 			return rydes.Answer{}, rydes.FieldErrorf("expires_at", "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")

@@ -263,10 +263,17 @@ func checkNotModified(route *routers.Route, resp *http.Response, respBody []byte
 	return nil
 }
 
-// findRoute finds the document's operation for req. It guards against the
+// findRoute finds the document's operation for req, on its path as sent
+// (escaped). It guards against the
 // router matching a path with fewer segments than the operation's template
 // (it matches "/v1/rfqs" to "/v1/rfqs/{id}" with an empty id).
 func (v *Validator) findRoute(req *http.Request) (*routers.Route, map[string]string, error) {
+	if req.URL.RawPath != "" {
+		// An escaped slash (%2F) is part of a segment, as the server's mux
+		// sees it, not a separator: route on the escaped path.
+		req = req.Clone(context.Background())
+		req.URL.Path, req.URL.RawPath = req.URL.RawPath, ""
+	}
 	route, params, err := v.router.FindRoute(req)
 	if err != nil {
 		return nil, nil, err
