@@ -246,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			Logger:           a.log.With("component", "nats"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("start embedded nats: %w", err)
+			return nil, err // it says "start embedded nats: ..." already
 		}
 		a.nc, err = a.nats.Connect(nats.Name("rydes"), nats.MaxReconnects(-1))
 		if err != nil {

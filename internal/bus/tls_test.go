@@ -1,14 +1,9 @@
 package bus
 
 import (
-	"bufio"
-	"errors"
-	"io"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
@@ -61,20 +56,9 @@ func TestEmbeddedTLS(t *testing.T) {
 	require.ErrorContains(t, err, "certificate signed by unknown authority")
 
 	// A client speaking plain NATS gets no further than the INFO line.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "tls://"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	require.NoError(t, conn.SetDeadline(time.Now().Add(rydestest.WaitTimeout)))
-	r := bufio.NewReader(conn)
-	info, err := r.ReadString('\n')
-	require.NoError(t, err)
+	info, after := rydestest.PlainNATS(t, url, "A", "pass-a")
 	require.Contains(t, info, `"tls_required":true`)
-	_, err = io.WriteString(conn, "CONNECT {\"user\":\"A\",\"pass\":\"pass-a\",\"verbose\":false}\r\nPING\r\n")
-	require.NoError(t, err)
-	rest, err := io.ReadAll(r)
-	var ne net.Error
-	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the server closes the connection rather than wait: %v", err)
-	require.NotContains(t, string(rest), "PONG", "a plaintext client must not get in")
+	require.NotContains(t, after, "PONG", "a plaintext client must not get in")
 }
 
 func TestEmbeddedTLSConfigErrors(t *testing.T) {

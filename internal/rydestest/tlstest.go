@@ -1,16 +1,22 @@
 package rydestest
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -124,4 +130,42 @@ func writePEM(t testing.TB, name, blockType string, der []byte) {
 	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
 		t.Fatalf("write %s: %v", name, err)
 	}
+}
+
+// PlainNATS talks plain NATS, without TLS, to the server at hostport (a
+// "host:port", or a nats:// or tls:// URL): it reads the INFO line the
+// server sends first, sends CONNECT with user and password and a PING, and
+// returns the INFO line and everything the server sent afterwards until it
+// closed the connection. A server that requires TLS sends no PONG.
+func PlainNATS(t testing.TB, hostport, user, password string) (info, after string) {
+	t.Helper()
+	if u, err := url.Parse(hostport); err == nil && u.Host != "" {
+		hostport = u.Host
+	}
+	conn, err := net.Dial("tcp", hostport)
+	if err != nil {
+		t.Fatalf("dial %s: %v", hostport, err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(WaitTimeout)); err != nil {
+		t.Fatalf("set deadline: %v", err)
+	}
+	r := bufio.NewReader(conn)
+	info, err = r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read INFO from %s: %v", hostport, err)
+	}
+	connect, err := json.Marshal(map[string]any{"user": user, "pass": password, "verbose": false, "pedantic": false})
+	if err != nil {
+		t.Fatalf("encode CONNECT: %v", err)
+	}
+	if _, err := fmt.Fprintf(conn, "CONNECT %s\r\nPING\r\n", connect); err != nil {
+		// The server may have closed the connection already.
+		return info, ""
+	}
+	rest, err := io.ReadAll(r)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		t.Fatalf("%s kept a plaintext connection open for %s", hostport, WaitTimeout)
+	}
+	return info, string(rest)
 }
