@@ -19,9 +19,10 @@ The audit log records every administrative change that succeeded: who
 Commands:
   list     list audit entries, newest first
 
-Every command takes --server (default ` + defaultServer + `), --admin-key and
---json. The admin key is best set as RYDES_ADMIN_KEY, and the server as
-RYDES_SERVER; no other flag of these commands is read from the environment.
+Every command takes --server (default ` + defaultServer + `), --admin-key,
+--ca (a private CA to trust for an https server) and --json. The admin key is
+best set as RYDES_ADMIN_KEY, the server as RYDES_SERVER and the CA as
+RYDES_CA; no other flag of these commands is read from the environment.
 `
 
 const auditListUsage = `Usage: rydes audit list [flags]

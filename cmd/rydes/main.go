@@ -59,8 +59,12 @@ Admin commands (they need the admin key, best set as RYDES_ADMIN_KEY):
 
 Every flag of serve and rfq can also be set with an environment variable
 RYDES_<FLAG>, e.g. RYDES_HTTP=127.0.0.1:9090 for --http; a flag on the
-command line wins. The admin commands read only RYDES_SERVER and
-RYDES_ADMIN_KEY.
+command line wins. The admin commands read only RYDES_SERVER,
+RYDES_ADMIN_KEY and RYDES_CA.
+
+HTTPS: serve --tls-cert FILE --tls-key FILE serves the API over TLS only;
+the commands that talk to a server take --server https://... and, for a
+private certificate authority, --ca FILE (or RYDES_CA).
 `
 
 // run is the whole program: main only calls it. args includes the program

@@ -22,10 +22,10 @@ import (
 // running rydes over its admin API. They need rydes's admin key.
 
 // adminEnvFlags are the only flags of the admin commands that are read from
-// the environment: where rydes is and the admin key. A provider's settings
+// the environment: where rydes is, the admin key and the CA to trust. A provider's settings
 // come from the command line alone, so that variables meant for other
 // commands (RYDES_FROM, RYDES_ATTR for rfq create) never slip into one.
-var adminEnvFlags = []string{"server", "admin-key"}
+var adminEnvFlags = []string{"server", "admin-key", "ca"}
 
 const providersUsage = `Usage: rydes providers <command> [flags]
 
@@ -39,10 +39,11 @@ Commands:
   rotate   replace a provider's credentials and print the new ones
   stats    show how a provider has been doing
 
-Every command takes --server (default ` + defaultServer + `) and --admin-key,
-and all but rm take --json. Run 'rydes providers <command> -h' for the others.
-The admin key is best set as RYDES_ADMIN_KEY, and the server as RYDES_SERVER;
-no other flag of these commands is read from the environment.
+Every command takes --server (default ` + defaultServer + `), --admin-key and
+--ca (a private CA to trust for an https server), and all but rm take --json.
+Run 'rydes providers <command> -h' for the others. The admin key is best set
+as RYDES_ADMIN_KEY, the server as RYDES_SERVER and the CA as RYDES_CA; no
+other flag of these commands is read from the environment.
 `
 
 const deadLettersUsage = `Usage: rydes dead-letters <command> [flags]
@@ -54,9 +55,10 @@ Commands:
   list     list dead letters, newest first
   replay   deliver a dead letter's request again
 
-Every command takes --server (default ` + defaultServer + `), --admin-key and
---json. The admin key is best set as RYDES_ADMIN_KEY, and the server as
-RYDES_SERVER; no other flag of these commands is read from the environment.
+Every command takes --server (default ` + defaultServer + `), --admin-key,
+--ca (a private CA to trust for an https server) and --json. The admin key is
+best set as RYDES_ADMIN_KEY, the server as RYDES_SERVER and the CA as
+RYDES_CA; no other flag of these commands is read from the environment.
 `
 
 // runAdmin runs "rydes providers", "rydes dead-letters" or "rydes audit" (cmd), args being
@@ -124,7 +126,7 @@ func newAdminFlagSet(name, text string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), text)
-		fmt.Fprintf(fs.Output(), "\n--server and --admin-key can also be set as RYDES_SERVER and RYDES_ADMIN_KEY.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "\n--server, --admin-key and --ca can also be set as RYDES_SERVER, RYDES_ADMIN_KEY and RYDES_CA.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs
@@ -134,14 +136,17 @@ func newAdminFlagSet(name, text string, stderr io.Writer) *flag.FlagSet {
 type adminFlags struct {
 	server   string
 	adminKey string
+	ca       string
 	json     bool
 }
 
-// addAdminFlags defines --server, --admin-key and, if withJSON, --json on fs.
+// addAdminFlags defines --server, --admin-key, --ca and, if withJSON, --json
+// on fs.
 func addAdminFlags(fs *flag.FlagSet, withJSON bool) *adminFlags {
 	var f adminFlags
 	fs.StringVar(&f.server, "server", defaultServer, "base `URL` of the rydes server")
 	fs.StringVar(&f.adminKey, "admin-key", "", "rydes's admin `key`, sent as a bearer token; prefer RYDES_ADMIN_KEY, as command lines are visible to other users")
+	fs.StringVar(&f.ca, "ca", "", caFlagUsage)
 	if withJSON {
 		fs.BoolVar(&f.json, "json", false, "print what the server answered as JSON")
 	}
@@ -151,7 +156,11 @@ func addAdminFlags(fs *flag.FlagSet, withJSON bool) *adminFlags {
 // client returns a client of the server the flags name, holding the admin
 // key.
 func (f *adminFlags) client() (*client.Client, error) {
-	return client.New(f.server, client.WithAPIKey(f.adminKey))
+	hc, err := httpClient(f.ca)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(f.server, client.WithAPIKey(f.adminKey), client.WithHTTPClient(hc))
 }
 
 // explain adds to an authentication failure what to do about it; it returns

@@ -106,19 +106,25 @@ func newFlagSet(name, text string, stderr io.Writer) *flag.FlagSet {
 type serverFlags struct {
 	server string
 	apiKey string
+	ca     string
 }
 
-// addServerFlags defines --server and --api-key on fs.
+// addServerFlags defines --server, --api-key and --ca on fs.
 func addServerFlags(fs *flag.FlagSet) *serverFlags {
 	var f serverFlags
 	fs.StringVar(&f.server, "server", defaultServer, "base `URL` of the rydes server")
 	fs.StringVar(&f.apiKey, "api-key", "", "API `key` sent as a bearer token; prefer RYDES_API_KEY, as command lines are visible to other users")
+	fs.StringVar(&f.ca, "ca", "", caFlagUsage)
 	return &f
 }
 
 // client returns a client of the server the flags name.
 func (f *serverFlags) client() (*client.Client, error) {
-	var opts []client.Option
+	hc, err := httpClient(f.ca)
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithHTTPClient(hc)}
 	if f.apiKey != "" {
 		opts = append(opts, client.WithAPIKey(f.apiKey))
 	}

@@ -31,6 +31,13 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS broker (another rydes's --nats-listen, or a cluster) instead of the embedded one")
 	fs.StringVar(&cfg.NATSUser, "nats-user", "", "rydes's own NATS user (default "+bus.DefaultInternalUser+")")
 	fs.StringVar(&cfg.NATSPassword, "nats-password", "", "rydes's own NATS password: with --nats-url what it connects with; with the embedded broker what other instances connect with (random if empty)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "certificate `file` (PEM, leaf first) of the HTTP API: with --tls-key, it serves HTTPS only; re-read when it changes")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key `file` (PEM) of --tls-cert")
+	fs.StringVar(&cfg.NATSTLSCertFile, "nats-tls-cert", "", "certificate `file` (PEM) of the embedded broker's --nats-listen: with --nats-tls-key, providers must connect with TLS (tls://)")
+	fs.StringVar(&cfg.NATSTLSKeyFile, "nats-tls-key", "", "private key `file` (PEM) of --nats-tls-cert")
+	fs.StringVar(&cfg.NATSCAFile, "nats-ca", "", "with --nats-url: trust the certificate authorities of this PEM `file` for the broker's certificate (turns TLS on)")
+	fs.StringVar(&cfg.NATSCertFile, "nats-cert", "", "with --nats-url: client certificate `file` (PEM) to present to a broker that asks for one")
+	fs.StringVar(&cfg.NATSKeyFile, "nats-key", "", "private key `file` (PEM) of --nats-cert")
 	fs.DurationVar(&cfg.RFQTimeout, "rfq-timeout", rydes.DefaultTimeout, "deadline of a request that names no timeout")
 	fs.DurationVar(&cfg.RFQMaxTimeout, "rfq-max-timeout", rydes.DefaultMaxTimeout, "longest timeout a request may name")
 	cfg.Retention = app.DefaultRetention

@@ -9,9 +9,15 @@
 //	RYDES_NATS_PASSWORD=rydes_np_... nats-provider \
 //	    -nats-url nats://rydes.example.com:4223 -provider unicorn-express
 //
+// When rydes's broker requires TLS (rydes serve --nats-tls-cert), use its
+// tls:// URL; if its certificate comes from a private certificate
+// authority, name that authority's certificate (PEM) with -ca:
+//
+//	nats-provider -nats-url tls://rydes.example.com:4223 -ca rydes-ca.pem ...
+//
 // Every flag can also be set with an environment variable: -nats-url with
 // RYDES_NATS_URL, -provider with RYDES_PROVIDER_ID, -base-fare with
-// RYDES_BASE_FARE, and so on. The NATS password is read only from
+// RYDES_BASE_FARE, -ca with RYDES_CA, and so on. The NATS password is read only from
 // RYDES_NATS_PASSWORD, so that it does not show in the process list.
 package main
 
@@ -50,7 +56,11 @@ func main() {
 
 // config is the provider's configuration.
 type config struct {
-	NATSURL  string
+	NATSURL string
+	// CAFile, if set, is a PEM file of the certificate authorities trusted
+	// for the broker's TLS certificate instead of the system's; it turns
+	// TLS on.
+	CAFile   string
 	ID       string
 	Password string
 	Rule     rule
@@ -106,6 +116,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "rydes's NATS URL, e.g. nats://rydes.example.com:4223 (required)")
+	fs.StringVar(&cfg.CAFile, "ca", "", "PEM file of the certificate authority of rydes's broker, if private (turns TLS on)")
 	fs.StringVar(&cfg.ID, "provider", "", "your provider id, as registered with rydes (required)")
 	fs.StringVar(&cfg.Rule.Currency, "currency", "EUR", "ISO 4217 currency of the fares")
 	fs.IntVar(&cfg.Rule.MaxPassengers, "max-passengers", 4, "most passengers a car takes")
@@ -189,7 +200,7 @@ func parseCents(s string) (int64, error) {
 // serve connects to rydes and answers requests until ctx is done.
 func serve(ctx context.Context, cfg config) error {
 	log := cfg.Logger.With("provider", cfg.ID)
-	nc, err := provider.Connect(cfg.NATSURL, cfg.ID, cfg.Password,
+	opts := []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("disconnected from rydes; reconnecting", "err", err)
 		}),
@@ -201,7 +212,11 @@ func serve(ctx context.Context, cfg config) error {
 			// connection without the provider's inbox prefix.
 			log.Error("NATS error", "err", err)
 		}),
-	)
+	}
+	if cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.CAFile))
+	}
+	nc, err := provider.Connect(cfg.NATSURL, cfg.ID, cfg.Password, opts...)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,11 +25,13 @@ func TestParseConfig(t *testing.T) {
 	cfg, err := parseConfig([]string{"-provider", "p1", "-base-fare", "12.5"}, env(map[string]string{
 		"RYDES_NATS_URL": "nats://127.0.0.1:4223", "RYDES_NATS_PASSWORD": "pw",
 		"RYDES_PROVIDER_ID": "ignored", "RYDES_MAX_PASSENGERS": "6",
+		"RYDES_CA": "/etc/rydes/ca.pem",
 	}), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "nats://127.0.0.1:4223", cfg.NATSURL)
 	require.Equal(t, "p1", cfg.ID, "a flag wins over the environment")
 	require.Equal(t, "pw", cfg.Password)
+	require.Equal(t, "/etc/rydes/ca.pem", cfg.CAFile)
 	require.Equal(t, rule{BaseFareCents: 1250, PerPassengerCents: 500, Currency: "EUR", MaxPassengers: 6, ETA: 5 * time.Minute}, cfg.Rule)
 
 	full := map[string]string{"RYDES_NATS_URL": "nats://x", "RYDES_PROVIDER_ID": "p1", "RYDES_NATS_PASSWORD": "pw"}
@@ -87,12 +91,28 @@ func (p passwords) CheckNATSPassword(_ context.Context, user, password string) (
 
 // TestServe runs the example against an embedded rydes broker that
 // authenticates providers: it quotes one request and declines another.
-func TestServe(t *testing.T) {
+func TestServe(t *testing.T) { testServe(t, false) }
+
+// TestServeTLS does the same over TLS, trusting the broker's private CA
+// with -ca.
+func TestServeTLS(t *testing.T) { testServe(t, true) }
+
+func testServe(t *testing.T, withTLS bool) {
 	ctx := rydestest.Context(t)
-	emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{
+	embCfg := bus.EmbeddedConfig{
 		StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Providers: passwords{"unicorn-express": "pw"}, Logger: rydestest.Logger(t),
-	})
+	}
+	var extra []string
+	if withTLS {
+		caFile, certFile, keyFile := rydestest.Certs(t)
+		embCfg.TLSCertFile, embCfg.TLSKeyFile = certFile, keyFile
+		extra = []string{"-ca", caFile}
+	}
+	emb, err := bus.StartEmbedded(ctx, embCfg)
 	require.NoError(t, err)
+	if withTLS {
+		require.True(t, strings.HasPrefix(emb.ClientURL(), "tls://"), emb.ClientURL())
+	}
 	t.Cleanup(emb.Shutdown)
 	nc, err := emb.Connect()
 	require.NoError(t, err)
@@ -102,7 +122,7 @@ func TestServe(t *testing.T) {
 	t.Cleanup(b.Close)
 	require.NoError(t, b.EnsureProviderQueue(ctx, "unicorn-express"))
 
-	cfg, err := parseConfig([]string{"-nats-url", emb.ClientURL(), "-provider", "unicorn-express", "-log-level", "debug"},
+	cfg, err := parseConfig(append([]string{"-nats-url", emb.ClientURL(), "-provider", "unicorn-express", "-log-level", "debug"}, extra...),
 		env(map[string]string{"RYDES_NATS_PASSWORD": "pw"}), io.Discard)
 	require.NoError(t, err)
 	cfg.Logger = rydestest.Logger(t)
@@ -159,6 +179,26 @@ func TestServe(t *testing.T) {
 	require.NoError(t, <-served)
 	stopGather()
 	require.NoError(t, <-gathered)
+}
+
+// TestServeTLSUntrusted checks that the example refuses a broker whose
+// certificate it cannot verify: without -ca, and with -ca of another CA.
+func TestServeTLSUntrusted(t *testing.T) {
+	ctx := rydestest.Context(t)
+	_, certFile, keyFile := rydestest.Certs(t)
+	otherCA, _, _ := rydestest.Certs(t)
+	emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{
+		StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Providers: passwords{"p1": "pw"},
+		TLSCertFile: certFile, TLSKeyFile: keyFile,
+	})
+	require.NoError(t, err)
+	t.Cleanup(emb.Shutdown)
+	for _, args := range [][]string{nil, {"-ca", otherCA}} {
+		err = run(ctx, append([]string{"-nats-url", emb.ClientURL(), "-provider", "p1"}, args...), env(map[string]string{"RYDES_NATS_PASSWORD": "pw"}), io.Discard)
+		require.ErrorContains(t, err, "certificate signed by unknown authority", "args %q", args)
+	}
+	err = run(ctx, []string{"-nats-url", emb.ClientURL(), "-provider", "p1", "-ca", filepath.Join(t.TempDir(), "missing.pem")}, env(map[string]string{"RYDES_NATS_PASSWORD": "pw"}), io.Discard)
+	require.ErrorContains(t, err, "missing.pem")
 }
 
 func TestServeRefused(t *testing.T) {

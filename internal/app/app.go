@@ -32,6 +32,7 @@ import (
 	"github.com/wildrydes/rydes/internal/sim"
 	"github.com/wildrydes/rydes/internal/store"
 	"github.com/wildrydes/rydes/internal/store/sqlite"
+	"github.com/wildrydes/rydes/internal/tlsreload"
 	"github.com/wildrydes/rydes/internal/web"
 	"github.com/wildrydes/rydes/internal/webhook"
 )
@@ -94,6 +95,29 @@ type Config struct {
 	// per process when empty; the user is bus.DefaultInternalUser).
 	NATSUser     string
 	NATSPassword string
+
+	// TLSCertFile and TLSKeyFile (PEM), when both set, make the HTTP API
+	// serve HTTPS only, TLS 1.2 at least; URL then starts with https. The
+	// files are read again when they change (internal/tlsreload), so a
+	// renewed certificate needs no restart. Setting one without the other
+	// is an error.
+	TLSCertFile string
+	TLSKeyFile  string
+	// NATSTLSCertFile and NATSTLSKeyFile (PEM), when both set, make the
+	// embedded broker's client listener (NATSListen, then required) accept
+	// TLS connections only; NATSURL then starts with tls. rydes's own
+	// connection is in-process and unaffected.
+	NATSTLSCertFile string
+	NATSTLSKeyFile  string
+	// NATSCAFile, with NATSURL, is a PEM file of the certificate
+	// authorities rydes trusts for the external broker's certificate
+	// instead of the system's; setting it turns TLS on whatever the URL's
+	// scheme (a tls:// URL turns it on with the system's authorities).
+	NATSCAFile string
+	// NATSCertFile and NATSKeyFile (PEM), with NATSURL, are the client
+	// certificate rydes presents to an external broker that asks for one.
+	NATSCertFile string
+	NATSKeyFile  string
 
 	RFQTimeout    time.Duration // default deadline of a request
 	RFQMaxTimeout time.Duration // longest deadline a request may ask for
@@ -160,6 +184,7 @@ type App struct {
 	hooks  *webhook.Supervisor
 	notif  *notify.Notifier
 
+	httpsCert         *tlsreload.Keypair                // nil when the API serves plain HTTP
 	authReg           atomic.Pointer[registry.Registry] // a.reg, for the broker's goroutines
 	adminKeyHash      string
 	generatedAdminKey string
@@ -206,7 +231,16 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.Durability == "" {
 		cfg.Durability = DurabilityPowerLoss
 	}
+	if err := checkNATSTLS(cfg); err != nil {
+		return nil, err
+	}
 	a := &App{cfg: cfg, log: cfg.Logger, errc: make(chan error, 8)}
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		a.httpsCert, err = tlsreload.Load(cfg.TLSCertFile, cfg.TLSKeyFile, a.log.With("component", "https"))
+		if err != nil {
+			return nil, fmt.Errorf("https (--tls-cert, --tls-key): %w", err)
+		}
+	}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -247,6 +281,12 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			}
 			opts = append(opts, nats.UserInfo(user, cfg.NATSPassword))
 		}
+		if cfg.NATSCAFile != "" {
+			opts = append(opts, nats.RootCAs(cfg.NATSCAFile))
+		}
+		if cfg.NATSCertFile != "" {
+			opts = append(opts, nats.ClientCert(cfg.NATSCertFile, cfg.NATSKeyFile))
+		}
 		a.nc, err = nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to nats at %s: %w", cfg.NATSURL, err)
@@ -259,10 +299,12 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			Providers:        natsAuth{&a.authReg},
 			InternalUser:     cfg.NATSUser,
 			InternalPassword: cfg.NATSPassword,
+			TLSCertFile:      cfg.NATSTLSCertFile,
+			TLSKeyFile:       cfg.NATSTLSKeyFile,
 			Logger:           a.log.With("component", "nats"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("start embedded nats: %w", err)
+			return nil, err // it says "start embedded nats: ..." already
 		}
 		a.nc, err = a.nats.Connect(nats.Name("rydes"), nats.MaxReconnects(-1))
 		if err != nil {
@@ -357,6 +399,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	if a.httpsCert != nil {
+		a.srv.TLSConfig = a.httpsCert.ServerConfig()
+	}
 
 	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -384,7 +429,12 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.goLoop("simulated providers", func() error { return sim.Run(loops, a.nc, simCfg) })
 	}
 	a.goLoop("http", func() error {
-		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return a.srv.Serve(a.ln) }
+		if a.httpsCert != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			serve = func() error { return a.srv.ServeTLS(a.ln, "", "") }
+		}
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -392,6 +442,27 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.ready.Store(true)
 	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.NATSURL(), "demo", cfg.Demo, "durability", cfg.Durability)
 	return a, nil
+}
+
+// checkNATSTLS refuses TLS settings of the broker that the configuration
+// would ignore: those of the embedded broker with an external one, and the
+// other way round.
+func checkNATSTLS(cfg Config) error {
+	embedded := cfg.NATSTLSCertFile != "" || cfg.NATSTLSKeyFile != ""
+	external := cfg.NATSCAFile != "" || cfg.NATSCertFile != "" || cfg.NATSKeyFile != ""
+	switch {
+	case embedded && cfg.NATSURL != "":
+		return errors.New("--nats-tls-cert and --nats-tls-key configure the embedded broker, which does not run with --nats-url; use --nats-ca (and --nats-cert, --nats-key) for an external broker")
+	case embedded && cfg.NATSListen == "":
+		return errors.New("--nats-tls-cert and --nats-tls-key secure the embedded broker's client listener: set --nats-listen too")
+	case embedded && (cfg.NATSTLSCertFile == "" || cfg.NATSTLSKeyFile == ""):
+		return errors.New("the embedded broker's TLS needs both --nats-tls-cert and --nats-tls-key")
+	case external && cfg.NATSURL == "":
+		return errors.New("--nats-ca, --nats-cert and --nats-key are for an external broker (--nats-url); the embedded broker's TLS is --nats-tls-cert and --nats-tls-key")
+	case (cfg.NATSCertFile == "") != (cfg.NATSKeyFile == ""):
+		return errors.New("a NATS client certificate needs both --nats-cert and --nats-key")
+	}
+	return nil
 }
 
 // registerSimulated makes the simulated providers of this run active with
@@ -597,8 +668,13 @@ func (a *App) goLoop(name string, f func() error) {
 	}()
 }
 
-// URL returns the base URL of the HTTP API.
-func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
+// URL returns the base URL of the HTTP API: https when it serves TLS.
+func (a *App) URL() string {
+	if a.httpsCert != nil {
+		return "https://" + a.ln.Addr().String()
+	}
+	return "http://" + a.ln.Addr().String()
+}
 
 // NATSURL returns the embedded broker's client URL, or "" when it listens
 // in-process only.

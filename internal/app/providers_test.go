@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
@@ -69,10 +70,10 @@ func webhookPartner(t *testing.T, secret *atomic.Value, amount string) (*httptes
 }
 
 // runNATSPartner runs a NATS-native partner through the Go SDK with its own
-// credentials, quoting every request.
-func runNATSPartner(t *testing.T, url string, creds rydes.ProviderCredentials, amount string) {
+// credentials, quoting every request; opts are added to its connection's.
+func runNATSPartner(t *testing.T, url string, creds rydes.ProviderCredentials, amount string, opts ...nats.Option) {
 	t.Helper()
-	nc, err := provider.Connect(url, creds.NATSUser, creds.NATSPassword)
+	nc, err := provider.Connect(url, creds.NATSUser, creds.NATSPassword, opts...)
 	require.NoError(t, err)
 	p, err := provider.New(provider.Config{Conn: nc, ID: creds.NATSUser, Logger: rydestest.Logger(t)})
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/wildrydes/rydes/internal/tlsreload"
 )
 
 // EmbeddedConfig configures the embedded NATS server.
@@ -40,7 +43,18 @@ type EmbeddedConfig struct {
 	// every process. The user must not be a valid provider id.
 	InternalUser     string
 	InternalPassword string
+
+	// TLSCertFile and TLSKeyFile, when both set, make the client listener
+	// (Listen, which is then required) accept TLS connections only, with
+	// this certificate and key (PEM), TLS 1.2 at least. The files are read
+	// again when they change (see internal/tlsreload). Connections made
+	// with Connect do not go through the network and stay plain.
+	TLSCertFile string
+	TLSKeyFile  string
 }
+
+// TLSTimeout bounds a client's TLS handshake with the embedded broker.
+const TLSTimeout = 5 * time.Second
 
 // defaultReadyTimeout bounds the server's start when ctx has no deadline.
 const defaultReadyTimeout = 30 * time.Second
@@ -104,6 +118,18 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		opts.Host, opts.Port = host, port
 	}
 
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		if cfg.Listen == "" {
+			return nil, errors.New("start embedded nats: TLS is for the client listener, and none is configured")
+		}
+		tc, err := serverTLS(cfg, logger)
+		if err != nil {
+			return nil, fmt.Errorf("start embedded nats: %w", err)
+		}
+		opts.TLSConfig = tc
+		opts.TLSTimeout = TLSTimeout.Seconds()
+	}
+
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
@@ -136,8 +162,26 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	return &Embedded{srv: srv, listen: !opts.DontListen, auth: auth, log: logger}, nil
 }
 
+// serverTLS returns the TLS configuration of the client listener: nats-server's
+// own (GenTLSConfig), serving the keypair that reloads as its files change.
+func serverTLS(cfg EmbeddedConfig, logger *slog.Logger) (*tls.Config, error) {
+	kp, err := tlsreload.Load(cfg.TLSCertFile, cfg.TLSKeyFile, logger.With("component", "nats-tls"))
+	if err != nil {
+		return nil, err
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, Timeout: TLSTimeout.Seconds()})
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	// GetCertificate is used only when Certificates is empty.
+	tc.Certificates = nil
+	tc.GetCertificate = kp.GetCertificate
+	return tc, nil
+}
+
 // ClientURL returns the URL TCP clients connect to, or "" when the server
-// does not listen (EmbeddedConfig.Listen was "").
+// does not listen (EmbeddedConfig.Listen was ""). Its scheme is tls when the
+// listener requires TLS, else nats.
 func (e *Embedded) ClientURL() string {
 	if !e.listen {
 		return ""
@@ -148,7 +192,8 @@ func (e *Embedded) ClientURL() string {
 // Connect returns a client connection to the server that does not go
 // through the network, whether or not the server listens. When clients are
 // authenticated, it connects as the internal user unless opts say
-// otherwise.
+// otherwise. It needs no TLS options when the listener requires TLS: the
+// server lets in-process connections go without.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	// The URL is never dialled: InProcessServer supplies the connection.
 	all := []nats.Option{nats.InProcessServer(e.srv)}
