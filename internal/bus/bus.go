@@ -640,9 +640,11 @@ type GatherOptions struct {
 // closed. It commits in groups: it waits for one answer, adds whatever else
 // has already arrived up to MaxBatch without waiting, and calls handler
 // with the batch. It acks the batch once handler returned nil, and naks it
-// for redelivery after RetryDelay otherwise. It returns nil when stopped by
-// ctx or Close, and an error if it could not start or consuming stopped on
-// its own (the consumer was deleted, the connection closed).
+// for redelivery after RetryDelay otherwise. Stopped, it lets the fetch in
+// flight end (at most a second) and stages what that brought, so a clean
+// stop leaves nothing unacknowledged. It returns nil when stopped by ctx or
+// Close, and an error if it could not start or consuming stopped on its own
+// (the consumer was deleted, the connection closed).
 func (b *Bus) Gather(ctx context.Context, handler GatherFunc, opts GatherOptions) error {
 	if handler == nil {
 		return errors.New("gather: a handler is required")
@@ -683,109 +685,79 @@ func (b *Bus) Gather(ctx context.Context, handler GatherFunc, opts GatherOptions
 		return fmt.Errorf("gather: create or update consumer %s: %w", GathererConsumer, err)
 	}
 
-	// The consume callback hands messages over to this goroutine, which
-	// stages them; on the way out it stages what was pulled but not yet
-	// taken, so a clean stop hands nothing to the ack wait.
-	msgs := make(chan jetstream.Msg, opts.MaxBatch)
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
-		jetstream.PullMaxMessages(2*opts.MaxBatch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			b.log.Warn("gather: consume", "err", err)
-		}),
-	)
-	if err != nil {
-		return fmt.Errorf("gather: consume %s: %w", GathererConsumer, err)
-	}
-	consumeClosed := cc.Closed()
-
-	var runErr error
+	// Pull with bounded fetches rather than a continuous consume: a fetch
+	// is a pull request that ends (filled, or after fetchWait), and its
+	// subscription lives until it has, so every message the server sends
+	// for it arrives. A stop lets the current fetch end and stages what it
+	// brought: nothing is left unacknowledged for the ack wait, as with a
+	// consume whose pending pull still delivers after it unsubscribed.
 	batch := make([]jetstream.Msg, 0, opts.MaxBatch)
-	for {
-		var ok bool
-		batch, ok = collect(ctx, msgs, consumeClosed, batch[:0], opts.MaxBatch)
-		if !ok {
-			if ctx.Err() == nil {
-				runErr = errors.New("gather: consuming stopped (consumer deleted or connection closed)")
+	for ctx.Err() == nil {
+		fetched, err := cons.Fetch(2*opts.MaxBatch, jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			break
+			return fmt.Errorf("gather: fetch from %s: %w", GathererConsumer, err)
 		}
-		// A batch once pulled is seen through even if a stop comes
-		// meanwhile: its answers' providers were told nothing yet, but
-		// handing them back costs an ack wait.
-		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
-		b.handleBatch(hctx, handler, batch, opts.RetryDelay)
-		hcancel()
-	}
-
-	// Stop pulling: Drain returns at once and closes consumeClosed once the
-	// callback has seen every message already sent to this process, which
-	// the collector below keeps taking meanwhile. Then stage them, rather
-	// than leave them to the ack wait.
-	left := make(chan []jetstream.Msg, 1)
-	go func() {
-		var held []jetstream.Msg
-		for {
+		batch = b.handleFetched(ctx, handler, fetched.Messages(), batch, opts)
+		if err := fetched.Error(); err != nil && ctx.Err() == nil {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+				errors.Is(err, nats.ErrConnectionClosed) {
+				return fmt.Errorf("gather: consuming stopped: %w", err)
+			}
+			b.log.Warn("gather: fetch", "err", err)
 			select {
-			case m := <-msgs:
-				held = append(held, m)
-			case <-consumeClosed:
-				for {
-					select {
-					case m := <-msgs:
-						held = append(held, m)
-					default:
-						left <- held
-						return
-					}
-				}
+			case <-ctx.Done():
+			case <-time.After(opts.RetryDelay):
 			}
 		}
-	}()
-	cc.Drain()
-	held := <-left
-	drainCtx, drainCancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-	defer drainCancel()
-	for len(held) > 0 {
-		n := min(len(held), opts.MaxBatch)
-		b.handleBatch(drainCtx, handler, held[:n], 0)
-		held = held[n:]
 	}
-	return runErr
+	return nil
+}
+
+// fetchWait is how long one fetch waits for answers; it bounds how long a
+// stopping Gather waits for the fetch in flight to end.
+const fetchWait = time.Second
+
+// handleFetched stages the messages of one fetch as they arrive, in groups:
+// it waits for one, adds whatever else has already arrived up to MaxBatch,
+// and hands the group to handler, until the fetch ended. A group once
+// fetched is seen through even if a stop comes meanwhile (handing it back
+// would cost an ack wait). batch is scratch space, returned for reuse.
+func (b *Bus) handleFetched(ctx context.Context, handler GatherFunc, msgs <-chan jetstream.Msg, batch []jetstream.Msg, opts GatherOptions) []jetstream.Msg {
+	for {
+		m, ok := <-msgs
+		if !ok {
+			return batch
+		}
+		batch = append(batch[:0], m)
+		open := true
+	fill:
+		for len(batch) < opts.MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					open = false
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+		b.handleBatch(hctx, handler, batch, opts.RetryDelay)
+		cancel()
+		if !open {
+			return batch
+		}
+	}
 }
 
 // handleTimeout bounds one batch's handling, which a stop does not cut
 // short.
 const handleTimeout = 30 * time.Second
-
-// drainTimeout bounds how long a stopping Gather spends staging the answers
-// it had already pulled.
-const drainTimeout = 5 * time.Second
-
-// collect appends to batch one message from msgs, waiting for it, then
-// whatever else msgs already holds, up to max messages in all. It returns
-// false, and no messages, once ctx is done or stopped is closed.
-func collect[M any](ctx context.Context, msgs <-chan M, stopped <-chan struct{}, batch []M, max int) ([]M, bool) {
-	if ctx.Err() != nil {
-		return batch, false
-	}
-	select {
-	case <-ctx.Done():
-		return batch, false
-	case <-stopped:
-		return batch, false
-	case m := <-msgs:
-		batch = append(batch, m)
-	}
-	for len(batch) < max {
-		select {
-		case m := <-msgs:
-			batch = append(batch, m)
-		default:
-			return batch, true
-		}
-	}
-	return batch, true
-}
 
 // handleBatch decodes batch, hands it to handler and acks or naks it.
 func (b *Bus) handleBatch(ctx context.Context, handler GatherFunc, batch []jetstream.Msg, retryDelay time.Duration) {

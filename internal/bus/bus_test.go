@@ -413,42 +413,6 @@ func TestGatherBatchesAndAcksAfterSuccess(t *testing.T) {
 	require.Len(t, seen, n)
 }
 
-func TestCollect(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	msgs := make(chan int, 10)
-	stopped := make(chan struct{})
-	for i := range 5 {
-		msgs <- i
-	}
-	batch, ok := collect(ctx, msgs, stopped, nil, 3)
-	require.True(t, ok)
-	require.Equal(t, []int{0, 1, 2}, batch, "capped at max")
-	batch, ok = collect(ctx, msgs, stopped, batch[:0], 3)
-	require.True(t, ok)
-	require.Equal(t, []int{3, 4}, batch, "what is there, without waiting for more")
-
-	// Blocks for the first message.
-	got := make(chan []int)
-	go func() {
-		b, _ := collect(ctx, msgs, stopped, nil, 3)
-		got <- b
-	}()
-	msgs <- 7
-	require.Equal(t, []int{7}, <-got)
-
-	cancel()
-	_, ok = collect(ctx, msgs, stopped, nil, 3)
-	require.False(t, ok)
-	_, ok = collect(context.Background(), msgs, closedChan(), nil, 3)
-	require.False(t, ok)
-}
-
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}
-
 func TestGatherRedeliversAfterHandlerError(t *testing.T) {
 	bb := setup(t, false)
 	publishAnswer(t, bb.js, "p1", quoteBody(t, rfq1, "10"))
