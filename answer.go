@@ -48,22 +48,29 @@ func (p Price) Validate() error {
 
 // Units returns the amount in units of 1/PriceScale, for ordering and sums.
 func (p Price) Units() (int64, error) {
-	bad := FieldErrorf("price.amount", "must be a positive decimal such as \"45.50\", at most %d with at most %d decimals", MaxPriceAmount, MaxPriceDecimals)
 	whole, frac, hasDot := strings.Cut(p.Amount, ".")
 	if whole == "" || len(whole) > 7 || (hasDot && (frac == "" || len(frac) > MaxPriceDecimals)) {
-		return 0, bad
+		return 0, badAmount()
 	}
 	if !digits(whole) || !digits(frac) {
-		return 0, bad
+		return 0, badAmount()
 	}
 	w, _ := strconv.ParseInt(whole, 10, 64)
-	frac += strings.Repeat("0", MaxPriceDecimals-len(frac))
 	f, _ := strconv.ParseInt(frac, 10, 64)
+	for range MaxPriceDecimals - len(frac) {
+		f *= 10
+	}
 	u := w*PriceScale + f
 	if u <= 0 || u > MaxPriceAmount*PriceScale {
-		return 0, bad
+		return 0, badAmount()
 	}
 	return u, nil
+}
+
+// badAmount is the error of an amount that Units refuses; made only when
+// needed (Units is on the path of every read of an RFQ's quotes).
+func badAmount() error {
+	return FieldErrorf("price.amount", "must be a positive decimal such as \"45.50\", at most %d with at most %d decimals", MaxPriceAmount, MaxPriceDecimals)
 }
 
 func digits(s string) bool {
@@ -87,11 +94,25 @@ type Quote struct {
 // SortQuotes orders quotes best first: lowest price, then earliest received,
 // then provider id. Prices in different currencies are compared by amount.
 func SortQuotes(qs []Quote) {
-	slices.SortStableFunc(qs, func(a, b Quote) int {
-		ua, _ := a.Price.Units()
-		ub, _ := b.Price.Units()
-		return cmp.Or(cmp.Compare(ua, ub), a.ReceivedAt.Compare(b.ReceivedAt), cmp.Compare(a.Provider, b.Provider))
+	if len(qs) < 2 {
+		return
+	}
+	// Each price is parsed once, not at every comparison.
+	type keyed struct {
+		units int64
+		q     Quote
+	}
+	ks := make([]keyed, len(qs))
+	for i, q := range qs {
+		u, _ := q.Price.Units()
+		ks[i] = keyed{u, q}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.units, b.units), a.q.ReceivedAt.Compare(b.q.ReceivedAt), cmp.Compare(a.q.Provider, b.q.Provider))
 	})
+	for i, k := range ks {
+		qs[i] = k.q
+	}
 }
 
 // AnswerKind tells a quote from a decline.

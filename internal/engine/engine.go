@@ -13,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/wildrydes/rydes"
@@ -85,6 +87,8 @@ type Engine struct {
 
 	outboxKick   chan struct{}
 	deadlineKick chan struct{}
+
+	finals *expirable.LRU[string, rydes.RFQ] // final RFQs, by id
 }
 
 // New returns an Engine for cfg.
@@ -93,6 +97,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: Store and Publisher are required")
 	}
 	e := &Engine{
+		finals:            expirable.NewLRU[string, rydes.RFQ](finalCacheSize, nil, finalCacheTTL),
 		store:             cfg.Store,
 		pub:               cfg.Publisher,
 		clock:             cfg.Clock,
@@ -194,11 +199,37 @@ func (e *Engine) GetRFQ(ctx context.Context, id, customer string) (rydes.RFQ, er
 	if err := rydes.ValidateID(id); err != nil {
 		return rydes.RFQ{}, err
 	}
+	if rfq, ok := e.finals.Get(id); ok {
+		if customer != "" && rfq.Customer != customer {
+			return rydes.RFQ{}, fmt.Errorf("get rfq %s: %w", id, rydes.Errorf(rydes.ENOTFOUND, "no RFQ %s", id))
+		}
+		return cloneRFQ(rfq), nil
+	}
 	rfq, err := e.store.GetRFQ(ctx, store.GetRFQParams{ID: id, Customer: customer})
 	if err != nil {
 		return rydes.RFQ{}, fmt.Errorf("get rfq %s: %w", id, err)
 	}
+	if rfq.Status.Final() {
+		e.finals.Add(id, cloneRFQ(rfq))
+	}
 	return rfq, nil
+}
+
+// Final RFQs never change, so reads of them are served from memory: at most
+// finalCacheSize of them, each for at most finalCacheTTL (which bounds how
+// long one outlives its removal by retention).
+const (
+	finalCacheSize = 4096
+	finalCacheTTL  = time.Minute
+)
+
+// cloneRFQ copies r's roster, quotes and attributes, so that the cache and
+// its callers never share them.
+func cloneRFQ(r rydes.RFQ) rydes.RFQ {
+	r.Providers = slices.Clone(r.Providers)
+	r.Quotes = slices.Clone(r.Quotes)
+	r.Attributes = maps.Clone(r.Attributes)
+	return r
 }
 
 // CancelRFQ cancels an open RFQ. If customer is not empty, another
@@ -353,6 +384,14 @@ func (e *Engine) Purge(ctx context.Context) (PurgeResult, error) {
 		res.RFQs += n
 		if n < e.purgeBatch {
 			break
+		}
+	}
+	if res.RFQs > 0 {
+		// What was purged is no longer served from memory either.
+		for _, id := range e.finals.Keys() {
+			if r, ok := e.finals.Peek(id); ok && r.ClosedAt.Before(before) {
+				e.finals.Remove(id)
+			}
 		}
 	}
 	for {

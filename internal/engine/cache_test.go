@@ -1,0 +1,73 @@
+package engine_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/engine"
+	"github.com/wildrydes/rydes/internal/rydestest"
+	"github.com/wildrydes/rydes/internal/store"
+	"github.com/wildrydes/rydes/internal/store/sqlite"
+)
+
+// countingStore counts the reads of an RFQ that reach the database.
+type countingStore struct {
+	store.Store
+	gets atomic.Int32
+}
+
+func (s *countingStore) GetRFQ(ctx context.Context, p store.GetRFQParams) (rydes.RFQ, error) {
+	s.gets.Add(1)
+	return s.Store.GetRFQ(ctx, p)
+}
+
+// A final RFQ never changes, so its reads are served from memory; an open
+// one is read from the database every time.
+func TestFinalRFQsAreReadFromMemory(t *testing.T) {
+	ctx := rydestest.Context(t)
+	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	_, err = st.UpsertProvider(ctx, store.UpsertProviderParams{ID: "p1", Name: "p1", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
+	require.NoError(t, err)
+	cs := &countingStore{Store: st}
+	eng, err := engine.New(engine.Config{
+		Store: cs, Publisher: &recordingPublisher{}, Clock: clockwork.NewFakeClockAt(start), Logger: rydestest.Logger(t),
+		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
+	})
+	require.NoError(t, err)
+
+	rfq, err := eng.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "Frankfurt", To: "Las Vegas"})
+	require.NoError(t, err)
+	for range 2 {
+		_, err := eng.GetRFQ(ctx, rfq.ID, "cmr")
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 2, cs.gets.Load(), "an open RFQ is read from the database each time")
+
+	_, err = eng.CancelRFQ(ctx, rfq.ID, "cmr")
+	require.NoError(t, err)
+	first, err := eng.GetRFQ(ctx, rfq.ID, "cmr")
+	require.NoError(t, err)
+	require.Equal(t, rydes.StatusCancelled, first.Status)
+	reads := cs.gets.Load()
+
+	first.Providers[0].State = "mangled by a caller"
+	again, err := eng.GetRFQ(ctx, rfq.ID, "")
+	require.NoError(t, err)
+	require.Equal(t, reads, cs.gets.Load(), "a final RFQ is served from memory")
+	require.Equal(t, rydes.ProviderPending, again.Providers[0].State, "callers do not share the cached copy")
+	fromDB, err := st.GetRFQ(ctx, store.GetRFQParams{ID: rfq.ID})
+	require.NoError(t, err)
+	require.Equal(t, fromDB, again)
+
+	_, err = eng.GetRFQ(ctx, rfq.ID, "someone-else")
+	require.Error(t, err)
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err), "another customer's RFQ is not found, cached or not")
+}
