@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -108,5 +109,43 @@ func (l longDuration) Set(s string) error {
 		return fmt.Errorf("invalid duration %q: e.g. 7d, 36h or 90m", s)
 	}
 	*l.d = d
+	return nil
+}
+
+// prefixList is a flag.Value holding a comma-separated list of networks,
+// each a CIDR prefix ("10.1.2.0/24") or a single address ("192.0.2.7").
+type prefixList struct{ p *[]netip.Prefix }
+
+// String implements flag.Value.
+func (l prefixList) String() string {
+	if l.p == nil {
+		return ""
+	}
+	s := make([]string, len(*l.p))
+	for i, p := range *l.p {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set implements flag.Value: it replaces the list.
+func (l prefixList) Set(v string) error {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return fmt.Errorf("invalid network %q: want a CIDR prefix such as 10.1.2.0/24 or an address", item)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	*l.p = out
 	return nil
 }

@@ -52,6 +52,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	durability := fs.String("durability", string(app.DurabilityPowerLoss), "what an acknowledged write survives: power-loss (fsync every write) or process-crash (the OS writes back; faster, a power loss may lose the last writes)")
 	fs.BoolVar(&cfg.AllowTmpfs, "allow-tmpfs", false, "allow a data dir on a tmpfs (lost on reboot): for tests only")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook deliveries go to loopback and private addresses (local partners); --demo implies it")
+	fs.Var(prefixList{&cfg.WebhookAllowNetworks}, "webhook-allow", "comma-separated `networks` (CIDR prefixes or addresses, e.g. 10.1.2.0/24) that webhooks and notifications may go to although not public")
 	cfg.RateLimits = api.DefaultRateLimits()
 	fs.Float64Var(&cfg.RateLimits.Customer.PerSecond, "rate-limit", cfg.RateLimits.Customer.PerSecond, "requests a second each customer key (or, with --demo, each address) may send on average; 0: no limit")
 	fs.IntVar(&cfg.RateLimits.Customer.Burst, "rate-burst", cfg.RateLimits.Customer.Burst, "requests each customer key may send at once, above --rate-limit")

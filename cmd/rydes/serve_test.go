@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -59,4 +60,26 @@ func TestServeRateLimitFlags(t *testing.T) {
 	// A burst does not matter when there is no limit.
 	_, _, err = serveConfig([]string{"--rate-limit", "0", "--rate-burst", "0"}, noEnv, io.Discard)
 	require.NoError(t, err)
+}
+
+func TestServeWebhookAllowFlag(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	cfg, _, err := serveConfig(nil, noEnv, io.Discard)
+	require.NoError(t, err)
+	require.Empty(t, cfg.WebhookAllowNetworks, "nothing non-public is allowed by default")
+
+	cfg, _, err = serveConfig([]string{"--webhook-allow", "10.1.2.9/24, 192.0.2.7,::1"}, noEnv, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{
+		netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("::1/128"),
+	}, cfg.WebhookAllowNetworks)
+
+	cfg, _, err = serveConfig(nil, func(k string) string {
+		return map[string]string{"RYDES_WEBHOOK_ALLOW": "127.0.0.0/8"}[k]
+	}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, cfg.WebhookAllowNetworks)
+
+	_, _, err = serveConfig([]string{"--webhook-allow", "10.1.2.0/24,intranet"}, noEnv, io.Discard)
+	require.ErrorContains(t, err, `invalid network "intranet"`)
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -151,6 +152,11 @@ type Config struct {
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
 	WebhookAllowPrivate bool
+	// WebhookAllowNetworks are non-public networks that webhook deliveries
+	// and completion notifications may go to (and that registered URLs
+	// may point at) even without WebhookAllowPrivate: an explicit
+	// allow-list, e.g. a partner on 10.1.2.0/24.
+	WebhookAllowNetworks []netip.Prefix
 	// Resolver resolves the host names of webhook and notify URLs when
 	// they are registered, to refuse those that lead to loopback or
 	// private addresses (unless WebhookAllowPrivate or Demo); nil means
@@ -345,6 +351,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		Conn: a.nc, Providers: a.reg, Failures: a.store, OnFailed: a.engine.KickOutbox,
 		Clock: cfg.Clock, Logger: a.log.With("component", "webhook"),
 		AllowPrivateNetworks: cfg.WebhookAllowPrivate || cfg.Demo,
+		AllowedNetworks:      cfg.WebhookAllowNetworks,
 	})
 	a.custs, err = registry.NewCustomers(a.store, cfg.Clock, a.log.With("component", "customers"))
 	if err != nil {
@@ -353,6 +360,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.notif, err = notify.New(notify.Config{
 		JS: a.bus.JetStream(), Store: a.store, Clock: cfg.Clock, Logger: a.log.With("component", "notify"),
 		AllowPrivateNetworks: cfg.WebhookAllowPrivate || cfg.Demo,
+		AllowedNetworks:      cfg.WebhookAllowNetworks,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("completion notifier: %w", err)
@@ -388,7 +396,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			RateLimits:            cfg.RateLimits,
 			// The same policy as the deliveries' own, checked when a URL
 			// is given: one rule for where rydes may POST.
-			CheckURL: webhook.URLPolicy{AllowPrivate: cfg.WebhookAllowPrivate || cfg.Demo, Resolver: cfg.Resolver}.Check,
+			CheckURL: webhook.URLPolicy{AllowPrivate: cfg.WebhookAllowPrivate || cfg.Demo, AllowedNetworks: cfg.WebhookAllowNetworks, Resolver: cfg.Resolver}.Check,
 		}),
 		// Slow clients cannot hold connections: every phase is bounded
 		// (event streams and long polls lift their own deadlines).

@@ -92,6 +92,7 @@ type corpusCase struct {
 func TestMalformedInputCorpus(t *testing.T) {
 	cfg := partnerConfig(t)
 	cfg.WebhookAllowPrivate = false
+	cfg.WebhookAllowNetworks = nil
 	cfg.Resolver = fakeResolver{"hooks.partner.example": "93.184.216.34", "hooks.corp.example": "10.9.8.7"}
 	// No reconciliation round: its marks (settings) would change the
 	// database between the two hashes, whatever the corpus does.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -32,7 +33,9 @@ func partnerConfig(t *testing.T) app.Config {
 	cfg.Demo = false
 	cfg.NATSListen = "127.0.0.1:0"
 	cfg.AdminKey = adminKey
-	cfg.WebhookAllowPrivate = true
+	// The partners' endpoints are on loopback: the explicit allow-list lets
+	// deliveries and notifications reach them, and nothing else non-public.
+	cfg.WebhookAllowNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	return cfg
 }
 

@@ -32,6 +32,7 @@ func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 func TestURLPolicyEndToEnd(t *testing.T) {
 	cfg := partnerConfig(t)
 	cfg.WebhookAllowPrivate = false
+	cfg.WebhookAllowNetworks = nil
 	cfg.Resolver = fakeResolver{"hooks.partner.example": "93.184.216.34", "hooks.corp.example": "192.168.7.7"}
 	h := start(t, cfg)
 	h.key = adminKey

@@ -37,6 +37,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	neturl "net/url"
 	"strconv"
 	"strings"
@@ -127,6 +128,9 @@ type Config struct {
 	// other non-public addresses. Off by default: a customer's URL must not
 	// reach rydes's own network.
 	AllowPrivateNetworks bool
+	// AllowedNetworks are non-public networks notifications may go to
+	// even without AllowPrivateNetworks (an explicit allow-list).
+	AllowedNetworks []netip.Prefix
 	// Backoff is the wait before the next attempt after the first failed
 	// attempt, the second, and so on; its last entry repeats. Default
 	// DefaultBackoff. A receiver's Retry-After (429, 503) replaces it.
@@ -229,7 +233,7 @@ func New(cfg Config) (*Notifier, error) {
 	return &Notifier{
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "notify"),
-		client: webhook.NewHTTPClient(cfg.AllowPrivateNetworks),
+		client: webhook.NewHTTPClient(cfg.AllowPrivateNetworks, cfg.AllowedNetworks...),
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package webhook
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -10,10 +11,11 @@ import (
 // deliveries do: no proxy, no redirect followed (the 3xx response is
 // returned), and, unless allowPrivate, no connection to a loopback, private,
 // link-local or otherwise non-public address, checked on the address
-// actually dialled. Other packages that POST to URLs given by partners or
-// customers (the completion notifier) use it.
-func NewHTTPClient(allowPrivate bool) *http.Client {
-	return newClient(Config{AllowPrivateNetworks: allowPrivate, Concurrency: DefaultConcurrency})
+// actually dialled, except to the allowed networks. Other packages that
+// POST to URLs given by partners or customers (the completion notifier) use
+// it.
+func NewHTTPClient(allowPrivate bool, allowed ...netip.Prefix) *http.Client {
+	return newClient(Config{AllowPrivateNetworks: allowPrivate, AllowedNetworks: allowed, Concurrency: DefaultConcurrency})
 }
 
 // IsAddressNotAllowed reports whether err comes from a client of

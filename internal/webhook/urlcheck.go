@@ -30,6 +30,9 @@ type URLPolicy struct {
 	// AllowPrivate lets URLs reach loopback and private addresses, as
 	// Config.AllowPrivateNetworks does at send time.
 	AllowPrivate bool
+	// AllowedNetworks are non-public networks URLs may point at even
+	// without AllowPrivate, as Config.AllowedNetworks at send time.
+	AllowedNetworks []netip.Prefix
 	// Resolver resolves host names; nil means net.DefaultResolver.
 	Resolver Resolver
 	// Timeout bounds the resolution; zero or less means
@@ -54,8 +57,8 @@ func (p URLPolicy) Check(ctx context.Context, rawURL string) error {
 	}
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if !publicAddr(ip) {
-			return rydes.Errorf(rydes.EINVALID, "must not point at a %s address (%s): rydes delivers only to public internet addresses", addrClass(ip), ip)
+		if !publicAddr(ip) && !inNetworks(ip, p.AllowedNetworks) {
+			return rydes.Errorf(rydes.EINVALID, "must not point at a %s address (%s): rydes delivers only to public internet addresses and allowed networks", addrClass(ip), ip)
 		}
 		return nil
 	}
@@ -83,8 +86,8 @@ func (p URLPolicy) Check(ctx context.Context, rawURL string) error {
 		return rydes.Errorf(rydes.EINVALID, "has host %q, which could not be resolved (%s): rydes cannot check where it leads", truncate(host, 80), why)
 	}
 	for _, ip := range addrs {
-		if !publicAddr(ip) {
-			return rydes.Errorf(rydes.EINVALID, "has host %q, which resolves to a %s address (%s): rydes delivers only to public internet addresses", truncate(host, 80), addrClass(ip), ip.Unmap())
+		if !publicAddr(ip) && !inNetworks(ip, p.AllowedNetworks) {
+			return rydes.Errorf(rydes.EINVALID, "has host %q, which resolves to a %s address (%s): rydes delivers only to public internet addresses and allowed networks", truncate(host, 80), addrClass(ip), ip.Unmap())
 		}
 	}
 	return nil

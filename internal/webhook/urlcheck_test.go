@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -179,4 +180,36 @@ func TestSendTimeCheckMatchesRegistration(t *testing.T) {
 		assert.True(t, webhook.IsAddressNotAllowed(derr), "%s: %v", u, derr)
 		assert.True(t, strings.Contains(derr.Error(), tc.class), "%s: the send-time refusal names the class: %v", u, derr)
 	}
+}
+
+// TestAllowedNetworks checks the explicit allow-list: a non-public network
+// on it is allowed at registration and at send time, the rest of the
+// non-public addresses are still refused, and so are names resolving to
+// them.
+func TestAllowedNetworks(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	policy := webhook.URLPolicy{AllowedNetworks: loopback, Resolver: newFakeResolver()}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(srv.Close)
+
+	require.NoError(t, policy.Check(t.Context(), srv.URL+"/hook"), "loopback is on the list")
+	for _, u := range []string{"http://10.0.0.1/hook", "http://[::1]/hook", "http://169.254.169.254/latest"} {
+		require.Error(t, policy.Check(t.Context(), u), "%s is not on the list", u)
+	}
+
+	post := func(c *http.Client, u string) error {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, nil)
+		require.NoError(t, err)
+		resp, err := c.Do(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	require.NoError(t, post(webhook.NewHTTPClient(false, loopback...), srv.URL), "the send-time check lets the allowed network through")
+	err := post(webhook.NewHTTPClient(false), srv.URL)
+	require.Error(t, err)
+	require.True(t, webhook.IsAddressNotAllowed(err), "without the list, loopback is refused: %v", err)
+	err = post(webhook.NewHTTPClient(false, netip.MustParsePrefix("10.0.0.0/8")), srv.URL)
+	require.True(t, webhook.IsAddressNotAllowed(err), "another network on the list does not let loopback through: %v", err)
 }

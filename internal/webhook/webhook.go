@@ -146,6 +146,10 @@ type Config struct {
 	// endpoints, admin ports); turn it on for development and for partners
 	// on a private network.
 	AllowPrivateNetworks bool
+	// AllowedNetworks are non-public networks deliveries may go to even
+	// without AllowPrivateNetworks: an explicit allow-list (a partner on
+	// 10.1.2.0/24, loopback for tests).
+	AllowedNetworks []netip.Prefix
 
 	// ResyncInterval is how often the Supervisor reconciles with the
 	// registry on its own, to notice providers added or removed by other
@@ -223,6 +227,7 @@ var errAddressNotAllowed = errors.New("address not allowed: it is not a public i
 func newClient(cfg Config) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	if !cfg.AllowPrivateNetworks {
+		allowed := cfg.AllowedNetworks
 		dialer.Control = func(_, address string, _ syscall.RawConn) error {
 			host, _, err := net.SplitHostPort(address)
 			if err != nil {
@@ -232,7 +237,7 @@ func newClient(cfg Config) *http.Client {
 			if err != nil {
 				return fmt.Errorf("dial %s: %w", address, errAddressNotAllowed)
 			}
-			if !publicAddr(ip) {
+			if !publicAddr(ip) && !inNetworks(ip, allowed) {
 				return fmt.Errorf("dial %s (a %s address): %w", address, addrClass(ip), errAddressNotAllowed)
 			}
 			return nil
@@ -254,6 +259,17 @@ func newClient(cfg Config) *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// inNetworks reports whether ip is in one of nets.
+func inNetworks(ip netip.Addr, nets []netip.Prefix) bool {
+	ip = ip.Unmap()
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // nonPublic are the address ranges that netip's predicates do not cover
