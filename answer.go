@@ -229,7 +229,9 @@ type Prior struct {
 }
 
 // Decide says what to do with answer a for the RFQ whose status and deadline
-// are given, at time now. prior is nil when the provider was not asked.
+// are given, at time now. prior is nil when the provider was not asked. An
+// answer is late if it was received (a.ReceivedAt, or now if unset) at or
+// after the deadline.
 // Answers are checked in this order: content, asked, already answered
 // (duplicates are recognised even after the RFQ closed), withdrawn, closed,
 // late. A failed provider (its deliveries failed) may still answer while the
@@ -256,7 +258,15 @@ func Decide(status Status, deadline time.Time, prior *Prior, a Answer, now time.
 	if status.Final() {
 		return Decision{Outcome: OutcomeRejected, Reason: RejectClosed, Message: "the RFQ is " + string(status)}
 	}
-	if !now.Before(deadline) {
+	// An answer is on time if it was received (stored by the broker, or
+	// taken over HTTP) before the deadline, however late it is decided: an
+	// answer acknowledged to its provider before the deadline and held up
+	// by a crash is still staged, as long as the RFQ is open.
+	received := a.ReceivedAt
+	if received.IsZero() {
+		received = now
+	}
+	if !received.Before(deadline) {
 		return Decision{Outcome: OutcomeRejected, Reason: RejectLate, Message: "the RFQ's deadline " + deadline.Format(time.RFC3339Nano) + " had passed"}
 	}
 	return Decision{Outcome: OutcomeStaged}

@@ -84,6 +84,10 @@ func TestDecide(t *testing.T) {
 	later.ReceivedAt = now.Add(time.Second)
 	bad := q
 	bad.Price.Currency = "???"
+	atDeadline := q
+	atDeadline.ReceivedAt = deadline
+	unstamped := q
+	unstamped.ReceivedAt = time.Time{}
 
 	for _, tc := range []struct {
 		name    string
@@ -102,7 +106,9 @@ func TestDecide(t *testing.T) {
 		{"redelivery after complete", rydes.StatusComplete, quoted, q, now, rydes.OutcomeDuplicate, ""},
 		{"changed answer", rydes.StatusOpen, quoted, cheaper, now, rydes.OutcomeRejected, rydes.RejectAlreadyAnswered},
 		{"decline after quote", rydes.StatusOpen, quoted, d, now, rydes.OutcomeRejected, rydes.RejectAlreadyAnswered},
-		{"at the deadline", rydes.StatusOpen, pending, q, deadline, rydes.OutcomeRejected, rydes.RejectLate},
+		{"received at the deadline", rydes.StatusOpen, pending, atDeadline, deadline, rydes.OutcomeRejected, rydes.RejectLate},
+		{"received in time, decided after the deadline (held up by a crash)", rydes.StatusOpen, pending, q, deadline.Add(time.Minute), rydes.OutcomeStaged, ""},
+		{"no receipt time: judged at now", rydes.StatusOpen, pending, unstamped, deadline, rydes.OutcomeRejected, rydes.RejectLate},
 		{"after expiry", rydes.StatusExpired, timedOut, q, now, rydes.OutcomeRejected, rydes.RejectLate},
 		{"cancelled", rydes.StatusCancelled, pending, q, now, rydes.OutcomeRejected, rydes.RejectClosed},
 		{"withdrawn", rydes.StatusOpen, withdrawn, q, now, rydes.OutcomeRejected, rydes.RejectWithdrawn},

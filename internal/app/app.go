@@ -324,6 +324,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.engine, err = engine.New(engine.Config{
 		Store: a.store, Publisher: a.bus, Clock: cfg.Clock, Logger: a.log.With("component", "engine"), Limits: limits,
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
+		// An RFQ does not expire while answers received before its
+		// deadline still wait on the answers stream (a crash, the ack wait).
+		AnswersWatermark: a.bus.AnswersWatermark, ExpiryGrace: 2 * bus.DefaultAckWait,
 	})
 	if err != nil {
 		return nil, err

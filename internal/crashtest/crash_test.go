@@ -64,6 +64,9 @@ const (
 	// pulled by a killed process is redelivered after the consumer's ack wait
 	// (bus.DefaultAckWait, 30s), so the bound is above that.
 	ackWaitBound = bus.DefaultAckWait + 30*time.Second
+	// finalBound bounds waiting for every accepted request to be final:
+	// its deadline, then at most twice the ack wait (the expiry grace).
+	finalBound = rfqTimeout + 2*bus.DefaultAckWait + 30*time.Second
 	// loadWorkers POST concurrently; each pauses loadPace between requests
 	// (pacing the load, not synchronising anything) and stops after
 	// loadMaxPerWorker requests.
@@ -481,7 +484,10 @@ func runCrash(t *testing.T, sig syscall.Signal, rounds int) {
 	byID := map[string]rydes.RFQ{}
 	url := *s.url.Load()
 	lost := 0
-	rydestest.WaitFor(t, "every accepted request to be complete or expired", func() bool {
+	// An RFQ stays open past its deadline while answers received before
+	// it wait on the answers stream; a killed gatherer's come back after
+	// the ack wait, and the hold is bounded by twice that.
+	rydestest.WaitForWithin(t, finalBound, "every accepted request to be complete or expired", func() bool {
 		for _, id := range accepted {
 			if r, ok := byID[id]; ok && r.Status.Final() {
 				continue
@@ -633,6 +639,18 @@ func checkDB(t *testing.T, dataDir string, accepted []string) map[string]storedR
 		t.Fatal(err)
 	}
 	q.Close()
+
+	// Every answer acknowledged to its provider before the deadline was
+	// staged: none was refused as late, however long a crash held it up.
+	var lateButInTime int
+	if err := db.QueryRow(`
+		SELECT count(*) FROM rejections j JOIN rfqs r ON r.id = j.rfq_id
+		WHERE j.reason = 'late' AND j.received_at < r.deadline`).Scan(&lateButInTime); err != nil {
+		t.Fatalf("read rejections: %v", err)
+	}
+	if lateButInTime > 0 {
+		t.Errorf("%d answers received before their request's deadline were refused as late", lateButInTime)
+	}
 
 	type roster struct{ n, pending, timedOut int }
 	ros := map[string]*roster{}

@@ -64,6 +64,18 @@ type Config struct {
 	// deletes at most (default store.DefaultPurgeLimit), so that a purge
 	// holds the database's write lock only briefly.
 	PurgeBatch int
+
+	// AnswersWatermark, if set, returns when the oldest answer still
+	// waiting to be staged was received (false if none waits): the answers
+	// stream's first message. An RFQ whose deadline is after it is not
+	// expired yet, since an answer received before its deadline (and
+	// acknowledged to its provider) may still come, held up by a crash
+	// and the ack wait.
+	AnswersWatermark func(ctx context.Context) (oldest time.Time, ok bool, err error)
+	// ExpiryGrace bounds how long the watermark may hold an expiry back
+	// after its deadline (default 1m, twice the broker's ack wait), so
+	// that an answer that cannot be staged does not keep RFQs open.
+	ExpiryGrace time.Duration
 }
 
 // Engine is rydes's scatter-gather engine. Its methods are safe for
@@ -88,6 +100,9 @@ type Engine struct {
 	outboxKick   chan struct{}
 	deadlineKick chan struct{}
 
+	watermark   func(ctx context.Context) (time.Time, bool, error)
+	expiryGrace time.Duration
+
 	finals *expirable.LRU[string, rydes.RFQ] // final RFQs, by id
 }
 
@@ -111,6 +126,8 @@ func New(cfg Config) (*Engine, error) {
 		retention:         cfg.Retention,
 		retentionInterval: cfg.RetentionInterval,
 		purgeBatch:        cfg.PurgeBatch,
+		watermark:         cfg.AnswersWatermark,
+		expiryGrace:       cfg.ExpiryGrace,
 		outboxKick:        make(chan struct{}, 1),
 		deadlineKick:      make(chan struct{}, 1),
 	}
@@ -149,6 +166,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.purgeBatch <= 0 {
 		e.purgeBatch = store.DefaultPurgeLimit
+	}
+	if e.expiryGrace <= 0 {
+		e.expiryGrace = time.Minute
 	}
 	return e, nil
 }
@@ -305,8 +325,10 @@ func (e *Engine) SubmitAnswer(ctx context.Context, provider rydes.Provider, a ry
 func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	const batch = 256
 	total := 0
+	now := e.clock.Now().UTC()
+	before := e.expiryCutoff(ctx, now)
 	for {
-		ids, err := e.store.ExpireDue(ctx, store.ExpireDueParams{Now: e.clock.Now().UTC(), Limit: batch})
+		ids, err := e.store.ExpireDue(ctx, store.ExpireDueParams{Now: now, Before: before, Limit: batch})
 		if err != nil {
 			return total, fmt.Errorf("expire due rfqs: %w", err)
 		}
@@ -469,6 +491,33 @@ func (e *Engine) runRetention(ctx context.Context) {
 	}
 }
 
+// expiryCutoff returns the latest deadline that may expire at now: now, or
+// earlier while answers received before now still wait to be staged (see
+// Config.AnswersWatermark), but never more than ExpiryGrace earlier.
+func (e *Engine) expiryCutoff(ctx context.Context, now time.Time) time.Time {
+	if e.watermark == nil {
+		return now
+	}
+	floor := now.Add(-e.expiryGrace)
+	oldest, ok, err := e.watermark(ctx)
+	switch {
+	case err != nil:
+		// Unknown: wait as if an answer were waiting, up to the grace.
+		e.log.Warn("read the answers watermark; holding expiries back", "err", err)
+		return floor
+	case !ok || !oldest.Before(now):
+		return now
+	case oldest.Before(floor):
+		return floor
+	default:
+		return oldest
+	}
+}
+
+// heldBackPoll is how often the deadline loop looks again at deadlines that
+// passed but were held back by answers waiting to be staged.
+const heldBackPoll = 100 * time.Millisecond
+
 func (e *Engine) runDeadlines(ctx context.Context) {
 	for {
 		wait := e.deadlineSweep
@@ -488,6 +537,11 @@ func (e *Engine) runDeadlines(ctx context.Context) {
 			// A deadline at or before now fires on the next round; the
 			// store judges it by the same clock.
 			wait = min(max(next.Sub(e.clock.Now()), 0), e.deadlineSweep)
+			if wait == 0 {
+				// Due but not expired: held back by answers waiting to be
+				// staged. Look again soon rather than spin.
+				wait = min(heldBackPoll, e.deadlineSweep)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -51,10 +51,17 @@ const WaitTimeout = 30 * time.Second
 // channel to wait on, such as the state of a server seen over HTTP.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitTimeout)
+	WaitForWithin(t, WaitTimeout, what, cond)
+}
+
+// WaitForWithin is WaitFor with a bound of its own, for what a test knows
+// takes longer (an ack wait, say).
+func WaitForWithin(t testing.TB, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", WaitTimeout, what)
+			t.Fatalf("timed out after %s waiting for %s", bound, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

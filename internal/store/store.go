@@ -348,8 +348,13 @@ type ListRejectionsParams struct {
 
 // ExpireDueParams are the parameters of Store.ExpireDue.
 type ExpireDueParams struct {
-	Now   time.Time
-	Limit int
+	Now time.Time
+	// Before, if set and earlier than Now, expires only the RFQs whose
+	// deadline is at or before it: answers received before a later
+	// deadline may still wait to be staged. Events and closing times are
+	// at Now all the same.
+	Before time.Time
+	Limit  int
 }
 
 // ListRFQsParams are the parameters of Store.ListRFQs.

@@ -333,6 +333,10 @@ func (s *Store) ExpireDue(ctx context.Context, p store.ExpireDueParams) ([]strin
 		return nil, errors.New("expire due: Now is required")
 	}
 	now := utc(p.Now)
+	cutoff := now
+	if !p.Before.IsZero() && p.Before.Before(now) {
+		cutoff = utc(p.Before)
+	}
 	ids := []string{}
 	err := s.write(ctx, "expire due", func(tx *txn) error {
 		type due struct {
@@ -343,7 +347,7 @@ func (s *Store) ExpireDue(ctx context.Context, p store.ExpireDueParams) ([]strin
 		rows, err := tx.QueryContext(ctx, `
 			SELECT id, customer, event_seq FROM rfqs
 			WHERE status = 'open' AND deadline <= ?
-			ORDER BY deadline, id LIMIT ?`, micros(now), queryLimit(p.Limit))
+			ORDER BY deadline, id LIMIT ?`, micros(cutoff), queryLimit(p.Limit))
 		if err != nil {
 			return err
 		}

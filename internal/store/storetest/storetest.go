@@ -58,6 +58,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AfterCancel", testAfterCancel},
 		{"ExpireDue", testExpireDue},
 		{"ExpireDueLimitAndOrder", testExpireDueLimit},
+		{"ExpireDueBefore", testExpireDueBefore},
 		{"ExpireDueExactlyOnce", testExpireDueOnce},
 		{"ExpireDueSkipsClosed", testExpireDueSkipsClosed},
 		{"NextDeadline", testNextDeadline},
@@ -765,6 +766,22 @@ func testExpireDue(t *testing.T, s store.Store) {
 	got3 := get(t, s, r3.ID)
 	require.Equal(t, rydes.StatusOpen, got3.Status)
 	require.Len(t, events(t, s, r3.ID), 1)
+}
+
+func testExpireDueBefore(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	r1 := createRFQ(t, s, rfqOpts{Providers: []string{"a"}, Timeout: 10 * time.Second})
+	r2 := createRFQ(t, s, rfqOpts{Providers: []string{"b"}, Timeout: 20 * time.Second})
+	now := base.Add(time.Minute) // both deadlines passed
+	ids, err := s.ExpireDue(ctx, store.ExpireDueParams{Now: now, Before: r2.Deadline.Add(-time.Microsecond)})
+	require.NoError(t, err)
+	require.Equal(t, []string{r1.ID}, ids, "only deadlines at or before Before")
+	require.Equal(t, now, get(t, s, r1.ID).ClosedAt, "closed at Now")
+	require.Equal(t, rydes.StatusOpen, get(t, s, r2.ID).Status)
+
+	ids, err = s.ExpireDue(ctx, store.ExpireDueParams{Now: now, Before: now.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Equal(t, []string{r2.ID}, ids, "a Before after Now is Now")
 }
 
 func testExpireDueLimit(t *testing.T, s store.Store) {
