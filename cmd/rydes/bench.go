@@ -33,6 +33,7 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.Drain, "drain", bench.DefaultDrain, "longest wait for requests in flight after the window")
 	fs.Float64Var(&cfg.SSESample, "sse-sample", bench.DefaultSSESample, "share of requests (0 to 1) also watched over SSE")
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", bench.DefaultRequestTimeout, "deadline of each request")
+	fs.BoolVar(&cfg.GetOpen, "get-open", false, "get scenario: read open requests (providers that answer none) instead of complete ones; give a --timeout longer than the run")
 	fs.IntVar(&cfg.Hold, "hold", bench.DefaultHold, "hold scenario: open requests held at once")
 	fs.IntVar(&cfg.Watchers, "watchers", bench.DefaultWatchers, "hold scenario: SSE watchers held at once")
 	fs.BoolVar(&cfg.Reference, "reference", false, "also measure the disk's fsync rate and a bare JetStream scatter-gather loop, and print rydes's figures as ratios of them")

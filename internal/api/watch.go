@@ -18,8 +18,11 @@ import (
 // rfqETag returns the strong entity tag of an RFQ's current version,
 // "<id>.<seq>": the seq grows with every event, so the tag changes with
 // every change of the RFQ.
-func rfqETag(rfq rydes.RFQ) string {
-	return `"` + rfq.ID + "." + strconv.FormatInt(rfq.Seq, 10) + `"`
+func rfqETag(rfq rydes.RFQ) string { return rfqETagOf(rfq.ID, rfq.Seq) }
+
+// rfqETagOf is the ETag of version seq of RFQ id.
+func rfqETagOf(id string, seq int64) string {
+	return `"` + id + "." + strconv.FormatInt(seq, 10) + `"`
 }
 
 // etagMatches reports whether the If-None-Match header values match etag,

@@ -165,7 +165,12 @@ func TestETagAndLongPoll(t *testing.T) {
 	resp := get("/v1/rfqs/"+rfq.ID, "")
 	etag := resp.Header.Get("ETag")
 	require.NotEmpty(t, etag)
-	require.Equal(t, http.StatusNotModified, get("/v1/rfqs/"+rfq.ID, etag).StatusCode)
+	notModified := get("/v1/rfqs/"+rfq.ID, etag)
+	require.Equal(t, http.StatusNotModified, notModified.StatusCode)
+	require.Equal(t, etag, notModified.Header.Get("ETag"), "a 304 (from the version alone) names the version")
+	require.Equal(t, http.StatusOK, get("/v1/rfqs/"+rfq.ID, `"`+rfq.ID+`.0"`).StatusCode, "a stale ETag gets the RFQ")
+	other := get("/v1/rfqs/"+rydes.NewID(), etag)
+	require.Equal(t, http.StatusNotFound, other.StatusCode, "an unknown RFQ is a 404 whatever the ETag")
 
 	// A long poll held open returns once the request changes.
 	done := make(chan *http.Response, 1)

@@ -92,6 +92,11 @@ type Config struct {
 	// RequestTimeout is the deadline of each request (its "timeout").
 	RequestTimeout time.Duration
 
+	// GetOpen makes the get scenario read requests that stay open (its
+	// providers take them and answer none) instead of complete ones: what
+	// a customer polling for quotes reads.
+	GetOpen bool
+
 	// Hold and Watchers size the hold scenario: open requests and SSE
 	// watchers held at once.
 	Hold, Watchers int

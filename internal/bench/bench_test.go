@@ -101,6 +101,22 @@ func TestRunGet(t *testing.T) {
 	require.Zero(t, rep.Get.NotModified.Errors, "every conditional GET of a complete request is a 304")
 }
 
+func TestRunGetOpen(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Scenario = ScenarioGet
+	cfg.GetOpen = true
+	cfg.RequestTimeout = 5 * time.Minute
+	cfg.Duration = 300 * time.Millisecond
+	rep, err := Run(rydestest.Context(t), cfg)
+	require.NoError(t, err)
+	require.NotNil(t, rep.Get)
+	require.True(t, rep.Get.Open)
+	require.Positive(t, rep.Get.Full.Count)
+	require.Positive(t, rep.Get.NotModified.Count)
+	require.Zero(t, rep.Get.Full.Errors)
+	require.Zero(t, rep.Get.NotModified.Errors, "every conditional GET of a request nobody answers is a 304")
+}
+
 func TestRunHold(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Scenario = ScenarioHold

@@ -22,6 +22,7 @@ const getRequests = 100
 type GetReport struct {
 	Concurrency int       `json:"concurrency"`
 	Requests    int       `json:"requests"`
+	Open        bool      `json:"open"` // the requests read were open, not complete
 	DurationSec float64   `json:"duration_s"`
 	Full        GetResult `json:"full"`
 	NotModified GetResult `json:"not_modified"`
@@ -43,7 +44,7 @@ func runGet(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 		return err
 	}
 	fl, err := startFleet(ctx, fleetConfig{
-		admin: c, natsURL: tg.natsURL, run: run, count: cfg.Providers, tracker: newTracker(),
+		admin: c, natsURL: tg.natsURL, run: run, count: cfg.Providers, tracker: newTracker(), silent: cfg.GetOpen,
 		logger: cfg.Logger.With("component", "bench-provider"),
 	})
 	if err != nil {
@@ -65,8 +66,9 @@ func runGet(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 		}
 		ids[i] = rfq.ID
 	}
-	// Read complete requests: their ETag no longer changes. Polling is
-	// fine here: this is set-up, not measurement.
+	// Read complete requests (or, with GetOpen, open ones that nobody
+	// answers): their ETag no longer changes. Polling is fine here: this
+	// is set-up, not measurement.
 	etags := make([]string, len(ids))
 	for i, id := range ids {
 		for {
@@ -74,7 +76,7 @@ func runGet(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 			if err != nil {
 				return fmt.Errorf("read request %s: %w", id, err)
 			}
-			if status == "complete" {
+			if status == "complete" || cfg.GetOpen && status == "open" {
 				etags[i] = etag
 				break
 			}
@@ -86,7 +88,7 @@ func runGet(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 		}
 	}
 
-	g := &GetReport{Concurrency: cfg.Concurrency, Requests: len(ids), DurationSec: cfg.Duration.Seconds()}
+	g := &GetReport{Concurrency: cfg.Concurrency, Requests: len(ids), Open: cfg.GetOpen, DurationSec: cfg.Duration.Seconds()}
 	m := &measurement{profile: cfg.CPUProfile}
 	fmt.Fprintf(cfg.Progress, "get: %d requests, %d in flight, warmup %s, then %s of full GETs and %s of conditional GETs\n",
 		len(ids), cfg.Concurrency, cfg.Warmup, cfg.Duration, cfg.Duration)

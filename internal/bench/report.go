@@ -263,7 +263,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if g := r.Get; g != nil {
-		p("GET /v1/rfqs/{id}, %d in flight, window %.1fs each\n\n", g.Concurrency, g.DurationSec)
+		state := "complete"
+		if g.Open {
+			state = "open"
+		}
+		p("GET /v1/rfqs/{id} of %d %s requests, %d in flight, window %.1fs each\n\n", g.Requests, state, g.Concurrency, g.DurationSec)
 		p("\tcount\tper second\tp50 ms\tp99 ms\terrors\n")
 		p("200 (full)\t%d\t%.0f\t%.3f\t%.3f\t%d\n", g.Full.Count, g.Full.PerSec, g.Full.Latency.P50, g.Full.Latency.P99, g.Full.Errors)
 		p("304 (If-None-Match)\t%d\t%.0f\t%.3f\t%.3f\t%d\n", g.NotModified.Count, g.NotModified.PerSec, g.NotModified.Latency.P50, g.NotModified.Latency.P99, g.NotModified.Errors)

@@ -71,3 +71,41 @@ func TestFinalRFQsAreReadFromMemory(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err), "another customer's RFQ is not found, cached or not")
 }
+
+// RFQVersion tells an RFQ's seq without reading it whole: from the store's
+// seq alone while open, from memory once final.
+func TestRFQVersion(t *testing.T) {
+	ctx := rydestest.Context(t)
+	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	_, err = st.UpsertProvider(ctx, store.UpsertProviderParams{ID: "p1", Name: "p1", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
+	require.NoError(t, err)
+	cs := &countingStore{Store: st}
+	eng, err := engine.New(engine.Config{
+		Store: cs, Publisher: &recordingPublisher{}, Clock: clockwork.NewFakeClockAt(start), Logger: rydestest.Logger(t),
+		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
+	})
+	require.NoError(t, err)
+	rfq, err := eng.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "A", To: "B"})
+	require.NoError(t, err)
+
+	seq, err := eng.RFQVersion(ctx, rfq.ID, "cmr")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, seq)
+	require.Zero(t, cs.gets.Load(), "the RFQ is not read whole")
+	_, err = eng.RFQVersion(ctx, rfq.ID, "someone-else")
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
+	_, err = eng.RFQVersion(ctx, "not an id", "")
+	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(err))
+
+	cancelled, err := eng.CancelRFQ(ctx, rfq.ID, "cmr")
+	require.NoError(t, err)
+	_, err = eng.GetRFQ(ctx, rfq.ID, "") // now cached
+	require.NoError(t, err)
+	seq, err = eng.RFQVersion(ctx, rfq.ID, "")
+	require.NoError(t, err)
+	require.Equal(t, cancelled.Seq, seq)
+	_, err = eng.RFQVersion(ctx, rfq.ID, "someone-else")
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err), "from memory, another customer's is not found either")
+}

@@ -235,6 +235,26 @@ func (e *Engine) GetRFQ(ctx context.Context, id, customer string) (rydes.RFQ, er
 	return rfq, nil
 }
 
+// RFQVersion returns the seq of the RFQ's latest event (what its ETag is
+// made of) without reading the rest of it: cheap conditional reads. Errors
+// as for GetRFQ.
+func (e *Engine) RFQVersion(ctx context.Context, id, customer string) (int64, error) {
+	if err := rydes.ValidateID(id); err != nil {
+		return 0, err
+	}
+	if rfq, ok := e.finals.Get(id); ok {
+		if customer != "" && rfq.Customer != customer {
+			return 0, fmt.Errorf("rfq version %s: %w", id, rydes.Errorf(rydes.ENOTFOUND, "no RFQ %s", id))
+		}
+		return rfq.Seq, nil
+	}
+	seq, err := e.store.RFQSeq(ctx, store.GetRFQParams{ID: id, Customer: customer})
+	if err != nil {
+		return 0, fmt.Errorf("rfq version %s: %w", id, err)
+	}
+	return seq, nil
+}
+
 // Final RFQs never change, so reads of them are served from memory: at most
 // finalCacheSize of them, each for at most finalCacheTTL (which bounds how
 // long one outlives its removal by retention).

@@ -124,6 +124,9 @@ type Store interface {
 	// its NotifyURL, never its NotifySecret. ENOTFOUND if there is none, or
 	// if Customer is set and the RFQ belongs to another customer.
 	GetRFQ(ctx context.Context, p GetRFQParams) (rydes.RFQ, error)
+	// RFQSeq returns the seq of an RFQ's latest event (its version, as in
+	// GetRFQ's Seq) without reading the rest. ENOTFOUND as for GetRFQ.
+	RFQSeq(ctx context.Context, p GetRFQParams) (int64, error)
 	// CancelRFQ moves an open RFQ to cancelled and emits the cancelled
 	// event. ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ is already final.
 	CancelRFQ(ctx context.Context, p CancelRFQParams) (CancelRFQResult, error)

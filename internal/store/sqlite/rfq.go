@@ -126,6 +126,23 @@ func (s *Store) GetRFQ(ctx context.Context, p store.GetRFQParams) (rydes.RFQ, er
 	return r, nil
 }
 
+// RFQSeq returns the seq of the RFQ's latest event, reading nothing else.
+func (s *Store) RFQSeq(ctx context.Context, p store.GetRFQParams) (int64, error) {
+	var seq int64
+	err := s.read(ctx, "rfq seq", func(tx *txn) error {
+		var customer string
+		err := tx.QueryRowContext(ctx, `SELECT customer, event_seq FROM rfqs WHERE id = ?`, p.ID).Scan(&customer, &seq)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && p.Customer != "" && customer != p.Customer {
+			return rfqNotFound(p.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
 // ListRFQs returns the open RFQs, or the final ones closed since
 // p.ClosedSince, ordered by id after p.AfterID, at most p.Limit (0 for 100).
 func (s *Store) ListRFQs(ctx context.Context, p store.ListRFQsParams) ([]rydes.RFQ, error) {

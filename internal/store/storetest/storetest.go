@@ -67,6 +67,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxContents", testOutbox},
 		{"DeleteOutbox", testDeleteOutbox},
 		{"ListRFQs", testListRFQs},
+		{"RFQSeq", testRFQSeq},
 		{"Rejections", testRejections},
 		{"RejectionsDefaultLimit", testRejectionsLimit},
 		{"Concurrency", testConcurrency},
@@ -967,6 +968,25 @@ func testOutbox(t *testing.T, s store.Store) {
 	def, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
 	require.NoError(t, err)
 	require.Equal(t, ms, def, "limit 0 is 100")
+}
+
+func testRFQSeq(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	r := createRFQ(t, s, rfqOpts{Customer: "dave", Providers: []string{"a", "b"}})
+	seq, err := s.RFQSeq(ctx, store.GetRFQParams{ID: r.ID})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, seq)
+	tq := base.Add(time.Second)
+	stage(t, s, tq, quote(r, "a", "10", tq))
+	seq, err = s.RFQSeq(ctx, store.GetRFQParams{ID: r.ID, Customer: "dave"})
+	require.NoError(t, err)
+	require.Equal(t, get(t, s, r.ID).Seq, seq, "the seq GetRFQ returns")
+	require.EqualValues(t, 2, seq)
+
+	_, err = s.RFQSeq(ctx, store.GetRFQParams{ID: r.ID, Customer: "erin"})
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err), "another customer's")
+	_, err = s.RFQSeq(ctx, store.GetRFQParams{ID: rydes.NewID()})
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
 }
 
 func testListRFQs(t *testing.T, s store.Store) {
