@@ -13,7 +13,10 @@ import (
 )
 
 // benchConfig parses the bench flags (and their RYDES_* variables).
-func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg bench.Config, jsonOut bool, profile, level string, err error) {
+// profilePaths are the files `rydes bench` writes profiles to ("" for none).
+type profilePaths struct{ cpu, heap string }
+
+func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg bench.Config, jsonOut bool, profile profilePaths, level string, err error) {
 	fs := flag.NewFlagSet("rydes bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.URL, "url", "", "base URL of a running rydes to load; empty: start one in this process on a data dir on disk")
@@ -39,7 +42,8 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.Reference, "reference", false, "also measure the disk's fsync rate and a bare JetStream scatter-gather loop, and print rydes's figures as ratios of them")
 	fs.DurationVar(&cfg.ReferenceDuration, "reference-duration", bench.DefaultReferenceTime, "how long each reference measurement runs")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the measurement window to this file (go tool pprof)")
+	fs.StringVar(&profile.cpu, "cpuprofile", "", "write a CPU profile of the measurement window to this file (go tool pprof)")
+	fs.StringVar(&profile.heap, "memprofile", "", "write a heap profile to this file (go tool pprof): in the hold scenario once everything is held, else at the end")
 	fs.StringVar(&level, "log-level", "warn", "log level of the bench and the in-process rydes: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: rydes bench [load|get|hold] [flags]
@@ -61,7 +65,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, getenv); err != nil {
-		return cfg, false, "", "", err
+		return cfg, false, profilePaths{}, "", err
 	}
 	switch fs.NArg() {
 	case 0:
@@ -69,16 +73,16 @@ Flags:
 	case 1:
 		cfg.Scenario = fs.Arg(0)
 	default:
-		return cfg, false, "", "", exitError{code: 2, err: fmt.Errorf("bench takes at most one scenario, got %q", fs.Args())}
+		return cfg, false, profilePaths{}, "", exitError{code: 2, err: fmt.Errorf("bench takes at most one scenario, got %q", fs.Args())}
 	}
 	switch cfg.Scenario {
 	case bench.ScenarioLoad, bench.ScenarioGet, bench.ScenarioHold:
 	default:
-		return cfg, false, "", "", exitError{code: 2, err: fmt.Errorf("unknown bench scenario %q: load, get or hold", cfg.Scenario)}
+		return cfg, false, profilePaths{}, "", exitError{code: 2, err: fmt.Errorf("unknown bench scenario %q: load, get or hold", cfg.Scenario)}
 	}
 	cfg.Durability = app.Durability(*durability)
 	if err := cfg.Durability.Validate(); err != nil {
-		return cfg, false, "", "", exitError{code: 2, err: fmt.Errorf("--durability: %w", err)}
+		return cfg, false, profilePaths{}, "", exitError{code: 2, err: fmt.Errorf("--durability: %w", err)}
 	}
 	return cfg, jsonOut, profile, level, nil
 }
@@ -95,13 +99,21 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg.Progress = stderr
-	if profile != "" {
-		f, err := os.Create(profile)
+	if profile.cpu != "" {
+		f, err := os.Create(profile.cpu)
 		if err != nil {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 		defer f.Close()
 		cfg.CPUProfile = f
+	}
+	if profile.heap != "" {
+		f, err := os.Create(profile.heap)
+		if err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		defer f.Close()
+		cfg.HeapProfile = f
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {

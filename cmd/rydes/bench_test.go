@@ -60,6 +60,11 @@ func TestBenchFlags(t *testing.T) {
 	require.Equal(t, "process-crash", string(cfg.Durability))
 	require.True(t, jsonOut)
 
+	cfg, _, prof, _, err := benchConfig([]string{"get", "--get-open", "--cpuprofile", "cpu.out", "--memprofile", "heap.out"}, envOf(nil), &errOut)
+	require.NoError(t, err)
+	require.True(t, cfg.GetOpen)
+	require.Equal(t, profilePaths{cpu: "cpu.out", heap: "heap.out"}, prof)
+
 	_, _, _, _, err = benchConfig([]string{"soak"}, envOf(nil), &errOut)
 	require.ErrorContains(t, err, `unknown bench scenario "soak"`)
 	_, _, _, _, err = benchConfig([]string{"--durability", "maybe"}, envOf(nil), &errOut)

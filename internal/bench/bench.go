@@ -109,6 +109,9 @@ type Config struct {
 
 	// CPUProfile, if set, receives a CPU profile of the measurement window.
 	CPUProfile io.Writer
+	// HeapProfile, if set, receives a heap profile: in the hold scenario
+	// once every request and watcher is held, otherwise at the end.
+	HeapProfile io.Writer
 	// Progress receives a line a second; nil for none.
 	Progress io.Writer
 	// Logger receives the in-process rydes's and the bench's logs.

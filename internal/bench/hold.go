@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"runtime"
+	"runtime/pprof"
 	"context"
 	"fmt"
 	"net/http"
@@ -130,6 +132,12 @@ func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 
 	rep.fillProcess(tg, nil, 0)
 	h.RSSMiB, h.PeakRSSMiB = rep.Process.RSSMiB, rep.Process.PeakRSSMiB
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
+			rep.Notes = append(rep.Notes, "heap profile: "+err.Error())
+		}
+	}
 	stopWatching()
 	closed.Wait()
 	h.Errors = errs.Load()
