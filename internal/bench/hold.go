@@ -1,11 +1,11 @@
 package bench
 
 import (
-	"runtime"
-	"runtime/pprof"
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
