@@ -60,6 +60,8 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.IntVar(&cfg.RateLimits.Provider.Burst, "provider-rate-burst", cfg.RateLimits.Provider.Burst, "requests each provider key may send at once, above --provider-rate-limit")
 	fs.Float64Var(&cfg.RateLimits.Admin.PerSecond, "admin-rate-limit", cfg.RateLimits.Admin.PerSecond, "requests a second the admin key may send on average; 0: no limit")
 	fs.IntVar(&cfg.RateLimits.Admin.Burst, "admin-rate-burst", cfg.RateLimits.Admin.Burst, "requests the admin key may send at once, above --admin-rate-limit")
+	fs.Float64Var(&cfg.RateLimits.Failed.PerSecond, "failed-auth-limit", cfg.RateLimits.Failed.PerSecond, "failed authentications (wrong keys) a second each address may make on average before its requests get 429 unread; 0: no limit")
+	fs.IntVar(&cfg.RateLimits.Failed.Burst, "failed-auth-burst", cfg.RateLimits.Failed.Burst, "failed authentications each address may make at once, above --failed-auth-limit")
 	fs.BoolVar(&cfg.Sim.Silent, "sim-silent", false, "a simulated provider that does not quote stays silent, as in the workshop (otherwise it declines)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: rydes serve [flags]\n\nRuns the broker: embedded NATS JetStream, SQLite and the HTTP API.\nEach flag can also be set as RYDES_<FLAG_IN_UPPER_SNAKE>, e.g. RYDES_SIM_MAX_DELAY.\n\nFlags:\n")
@@ -78,7 +80,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	for _, r := range []struct {
 		name string
 		rate api.Rate
-	}{{"rate", cfg.RateLimits.Customer}, {"provider-rate", cfg.RateLimits.Provider}, {"admin-rate", cfg.RateLimits.Admin}} {
+	}{{"rate", cfg.RateLimits.Customer}, {"provider-rate", cfg.RateLimits.Provider}, {"admin-rate", cfg.RateLimits.Admin}, {"failed-auth", cfg.RateLimits.Failed}} {
 		if r.rate.PerSecond < 0 || math.IsNaN(r.rate.PerSecond) || math.IsInf(r.rate.PerSecond, 0) {
 			return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--%s-limit must be a finite number of requests a second, 0 for no limit; got %v", r.name, r.rate.PerSecond)}
 		}

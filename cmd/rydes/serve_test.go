@@ -53,6 +53,8 @@ func TestServeRateLimitFlags(t *testing.T) {
 		{"--admin-rate-limit", "+Inf"},
 		{"--rate-burst", "0"},
 		{"--provider-rate-burst", "-3"},
+		{"--failed-auth-limit", "-2"},
+		{"--failed-auth-burst", "0"},
 	} {
 		_, _, err := serveConfig(args, noEnv, io.Discard)
 		require.Error(t, err, "%q", args)

@@ -34,12 +34,15 @@ func requireAdmin(logger *slog.Logger, keyHash func() string, limits *limiters, 
 			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "the admin key is required (Authorization: Bearer <admin key>)"))
 			return
 		}
+		if limits.guessing(w, r, logger) {
+			return
+		}
 		hash := ""
 		if keyHash != nil {
 			hash = keyHash()
 		}
 		if hash == "" || !auth.Matches(token, hash) {
-			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "the key given is not the admin key"))
+			limits.failedAuth(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "the key given is not the admin key"))
 			return
 		}
 		if !limits.allow(w, r, logger, limits.admin, "admin") {
@@ -63,13 +66,21 @@ func requireProvider(logger *slog.Logger, providers ProviderRegistry, limits *li
 			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "a provider API key is required (Authorization: Bearer <API key>)"))
 			return
 		}
+		if limits.guessing(w, r, logger) {
+			return
+		}
 		if providers == nil {
-			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "unknown or revoked provider API key"))
+			limits.failedAuth(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "unknown or revoked provider API key"))
 			return
 		}
 		p, err := providers.Authenticate(r.Context(), token)
 		if err != nil {
-			writeError(w, r, logger, fmt.Errorf("authenticate provider: %w", err))
+			err = fmt.Errorf("authenticate provider: %w", err)
+			if rydes.ErrorCodeOf(err) == rydes.EUNAUTHORIZED {
+				limits.failedAuth(w, r, logger, err)
+			} else {
+				writeError(w, r, logger, err)
+			}
 			return
 		}
 		if !limits.allow(w, r, logger, limits.provider, p.ID) {
@@ -107,6 +118,9 @@ func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHa
 			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "a customer API key is required (Authorization: Bearer <API key>)"))
 			return
 		}
+		if limits.guessing(w, r, logger) {
+			return
+		}
 		if adminKeyHash != nil {
 			if hash := adminKeyHash(); hash != "" && auth.Matches(token, hash) {
 				if !limits.allow(w, r, logger, limits.admin, "admin") {
@@ -117,12 +131,17 @@ func requireCustomer(logger *slog.Logger, customers CustomerRegistry, adminKeyHa
 			}
 		}
 		if customers == nil {
-			writeError(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "unknown or revoked customer API key"))
+			limits.failedAuth(w, r, logger, rydes.Errorf(rydes.EUNAUTHORIZED, "unknown or revoked customer API key"))
 			return
 		}
 		c, err := customers.Authenticate(r.Context(), token)
 		if err != nil {
-			writeError(w, r, logger, fmt.Errorf("authenticate customer: %w", err))
+			err = fmt.Errorf("authenticate customer: %w", err)
+			if rydes.ErrorCodeOf(err) == rydes.EUNAUTHORIZED {
+				limits.failedAuth(w, r, logger, err)
+			} else {
+				writeError(w, r, logger, err)
+			}
 			return
 		}
 		if c.ID == "" { // a registry bug must not open every RFQ

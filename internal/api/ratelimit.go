@@ -38,7 +38,8 @@ func (r Rate) burst() int {
 // per key: per customer API key (and, for the open demo customer, per remote
 // IP address), per provider API key, and one for the admin key. A request
 // over its limit gets 429 with Retry-After. Unauthenticated requests are
-// refused (401) before any bucket is touched. The zero RateLimits limits
+// refused (401) before any of those buckets is touched; each refusal takes
+// a token from its address's Failed bucket. The zero RateLimits limits
 // nothing.
 type RateLimits struct {
 	// Customer limits each customer key, and each remote IP address served
@@ -48,6 +49,12 @@ type RateLimits struct {
 	Provider Rate
 	// Admin limits the admin key, on every route it may use.
 	Admin Rate
+	// Failed limits the failed authentications (a key presented that is
+	// no key) of each remote IP address: once its bucket is empty, the
+	// address's requests that present a key get 429 without being looked
+	// up, so guessing keys is slow and a flood of bad keys costs no
+	// database reads.
+	Failed Rate
 	// MaxKeys bounds how many keys of each kind have a bucket at once; the
 	// least recently used bucket is dropped to make room for a new one.
 	// Zero or less means DefaultMaxRateKeys.
@@ -63,6 +70,10 @@ const (
 	DefaultAdminRatePerSecond = 10000
 	DefaultAdminRateBurst     = 20000
 	DefaultMaxRateKeys        = 10000
+	// A client that keeps presenting a wrong key is stopped after
+	// DefaultFailedBurst failures, then allowed DefaultFailedPerSecond.
+	DefaultFailedPerSecond = 5
+	DefaultFailedBurst     = 50
 )
 
 // DefaultRateLimits returns the default limits of `rydes serve`.
@@ -71,6 +82,7 @@ func DefaultRateLimits() RateLimits {
 		Customer: Rate{PerSecond: DefaultRatePerSecond, Burst: DefaultRateBurst},
 		Provider: Rate{PerSecond: DefaultRatePerSecond, Burst: DefaultRateBurst},
 		Admin:    Rate{PerSecond: DefaultAdminRatePerSecond, Burst: DefaultAdminRateBurst},
+		Failed:   Rate{PerSecond: DefaultFailedPerSecond, Burst: DefaultFailedBurst},
 	}
 }
 
@@ -135,6 +147,28 @@ func (l *keyLimiter) take(key string, now time.Time) time.Duration {
 	return 0
 }
 
+// exhausted reports whether key's bucket has no token at now, taking none
+// (a key without a bucket has a full one). A nil keyLimiter never is.
+func (l *keyLimiter) exhausted(key string, now time.Time) (time.Duration, bool) {
+	if l == nil {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.keys[key]
+	if !ok {
+		return 0, false
+	}
+	lim := e.Value.(*keyBucket).lim
+	if lim.TokensAt(now) >= 1 {
+		return 0, false
+	}
+	res := lim.ReserveN(now, 1)
+	d := res.DelayFrom(now)
+	res.CancelAt(now)
+	return d, true
+}
+
 // len returns how many keys have a bucket.
 func (l *keyLimiter) len() int {
 	if l == nil {
@@ -148,6 +182,7 @@ func (l *keyLimiter) len() int {
 // limiters are the API's buckets, by kind of caller.
 type limiters struct {
 	customer, provider, admin *keyLimiter
+	failed                    *keyLimiter // failed authentications, by address
 	now                       func() time.Time
 }
 
@@ -156,6 +191,7 @@ func newLimiters(cfg RateLimits, now func() time.Time) *limiters {
 		customer: newKeyLimiter(cfg.Customer, cfg.MaxKeys),
 		provider: newKeyLimiter(cfg.Provider, cfg.MaxKeys),
 		admin:    newKeyLimiter(cfg.Admin, cfg.MaxKeys),
+		failed:   newKeyLimiter(cfg.Failed, cfg.MaxKeys),
 		now:      now,
 	}
 }
@@ -172,6 +208,26 @@ func (ls *limiters) allow(w http.ResponseWriter, r *http.Request, logger *slog.L
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	writeError(w, r, logger, rydes.Errorf(rydes.ETOOMANY, "too many requests from this caller; retry in %d s", secs))
 	return false
+}
+
+// guessing reports, and answers 429 if so, whether the request's address
+// has used up its failed authentications: its key is not looked up.
+func (ls *limiters) guessing(w http.ResponseWriter, r *http.Request, logger *slog.Logger) bool {
+	wait, out := ls.failed.exhausted("ip:"+remoteIP(r.RemoteAddr), ls.now())
+	if !out {
+		return false
+	}
+	secs := max(1, int64(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	writeError(w, r, logger, rydes.Errorf(rydes.ETOOMANY, "too many failed authentications from this address; retry in %d s", secs))
+	return true
+}
+
+// failedAuth takes a token from the request's address's bucket of failed
+// authentications, and answers err.
+func (ls *limiters) failedAuth(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	ls.failed.take("ip:"+remoteIP(r.RemoteAddr), ls.now())
+	writeError(w, r, logger, err)
 }
 
 // remoteIP returns the host part of addr, a RemoteAddr ("host:port").

@@ -162,3 +162,36 @@ func TestRateLimitZeroLimitsNothing(t *testing.T) {
 		require.Equal(t, http.StatusCreated, resp.StatusCode, "request %d: %s", i+1, b)
 	}
 }
+
+// TestRateLimitFailedAuthentications checks that an address that keeps
+// presenting wrong keys is stopped with 429 once its bucket of failures is
+// empty, before its keys are looked up (a right key too, until the bucket
+// refills), and that requests without a key, and the keys of others, are
+// not affected.
+func TestRateLimitFailedAuthentications(t *testing.T) {
+	clock, configure := limited(api.RateLimits{Failed: api.Rate{PerSecond: 0.5, Burst: 3}})
+	h := newHarness(t, configure)
+	alice := h.customers.add(t, "alice")
+	providerKey := h.reg.addProvider(rydes.Provider{ID: "ProviderA", Kind: rydes.ProviderKindNATS})
+	rfq := h.answers.addRFQ("ProviderA")
+
+	// Three wrong keys, on three kinds of route: each a 401.
+	for _, path := range []string{"/v1/rfqs/" + rydes.NewID(), "/v1/providers", "/v1/customers"} {
+		resp, b := h.as(t, "guess-0123456789abcdef", http.MethodGet, path, "")
+		requireProblem(t, resp, b, http.StatusUnauthorized, "")
+	}
+	lookups := h.customers.callCount("Authenticate")
+	resp, b := h.as(t, "guess-0123456789abcdef", http.MethodGet, "/v1/rfqs/"+rydes.NewID(), "")
+	requireTooMany(t, resp, b, 2)
+	assert.Equal(t, lookups, h.customers.callCount("Authenticate"), "the fourth guess was not looked up")
+	resp, b = h.as(t, alice, http.MethodGet, "/v1/rfqs/"+rydes.NewID(), "")
+	requireTooMany(t, resp, b, 2) // the address is stopped, whatever the key
+	resp, b = h.as(t, providerKey, http.MethodPost, "/v1/rfqs/"+rfq+"/declines", `{}`)
+	requireTooMany(t, resp, b, 2)
+	resp, b = h.as(t, "", http.MethodGet, "/v1/providers", "")
+	requireProblem(t, resp, b, http.StatusUnauthorized, "") // no key presented: no guess
+
+	clock.Advance(2 * time.Second)
+	resp, b = h.as(t, providerKey, http.MethodPost, "/v1/rfqs/"+rfq+"/declines", `{}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "served again once the bucket refilled: %s", b)
+}
