@@ -396,3 +396,43 @@ func TestRunConsumesAgainWhenTheQueueComesBack(t *testing.T) {
 	require.Equal(t, req.RFQID, in.Answer.RFQID)
 	require.NoError(t, stop())
 }
+
+// A broker that loses the whole dispatch stream does not stop Run: it waits
+// for rydes's reconciliation to create the stream, then the queue, again,
+// and consumes from them.
+func TestRunWaitsForALostStream(t *testing.T) {
+	bb := setup(t, 0, Config{})
+	bb.gather(t)
+	ctx := rydestest.Context(t)
+	attempts := make(chan struct{})
+	proceed := make(chan struct{})
+	bb.p.testHookReattach = func() {
+		attempts <- struct{}{}
+		<-proceed
+	}
+	stop := bb.run(t, func(context.Context, rydes.ProviderRequest) (Reply, error) {
+		return Quote(eur("4")), nil
+	})
+	bb.dispatch(t, "x", time.Now().Add(time.Hour))
+	bb.nextAnswer(t)
+	bb.waitQueueEmpty(t)
+
+	require.NoError(t, bb.bus.JetStream().DeleteStream(ctx, bus.DispatchStream))
+	<-attempts
+	proceed <- struct{}{} // looks: the stream is missing
+	<-attempts
+	require.NoError(t, bb.bus.EnsureStreams(ctx))
+	proceed <- struct{}{} // looks: the stream is back, its queue not yet
+	<-attempts
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
+	close(proceed) // looks: the queue is back
+	go func() {
+		for range attempts { // no more lookups are expected; never block one
+		}
+	}()
+	req := bb.dispatch(t, "y", time.Now().Add(time.Hour))
+	in := bb.nextAnswer(t)
+	require.Equal(t, req.RFQID, in.Answer.RFQID, "consuming again from the queue made anew")
+	require.NoError(t, stop())
+	close(attempts)
+}

@@ -186,7 +186,10 @@ func (p *Provider) ID() string { return p.cfg.ID }
 // The queue must exist: rydes creates it when the provider is added. Run
 // returns an error wrapping jetstream.ErrConsumerNotFound if it does not or
 // once it was deleted (the provider was removed), and an error if the
-// connection closed (e.g. its credentials were revoked).
+// connection closed (e.g. its credentials were revoked). A broker that lost
+// the whole dispatch stream is waited for, up to five minutes: rydes's
+// reconciliation creates the stream and the queues again and re-publishes
+// the requests still open.
 func (p *Provider) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return fmt.Errorf("provider %s: run: a handler is required", p.cfg.ID)
@@ -246,6 +249,9 @@ const (
 	// attempts to look the queue up again after consuming stopped.
 	reattachMinWait = 100 * time.Millisecond
 	reattachMaxWait = 5 * time.Second
+	// streamLostGrace is how long Run waits for a dispatch stream that the
+	// broker lost (and then for its queue) to be created again.
+	streamLostGrace = 5 * time.Minute
 )
 
 // runner is one Run: the handlers it started and the slots they hold.
@@ -335,6 +341,11 @@ func ackWaitOf(cons jetstream.Consumer) time.Duration {
 // transient reason (the broker restarting, a lost connection) are retried,
 // waiting twice as long each time up to reattachMaxWait.
 func (p *Provider) reattach(ctx context.Context, queue string, wait time.Duration) (jetstream.Consumer, error) {
+	// lostAt is when the whole dispatch stream was found missing: a broker
+	// that lost it, which rydes's reconciliation re-creates, with the
+	// queues, within a minute or so. A removed provider loses its queue,
+	// never the stream.
+	var lostAt time.Time
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -355,8 +366,19 @@ func (p *Provider) reattach(ctx context.Context, queue string, wait time.Duratio
 			return cons, nil
 		case ctx.Err() != nil:
 			return nil, nil
-		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-			return nil, p.lookupError(queue, err)
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			if lostAt.IsZero() {
+				lostAt = time.Now()
+				p.log.Warn("the broker lost the dispatch stream; waiting for rydes to create it again", "queue", queue, "for_at_most", streamLostGrace)
+			}
+			if time.Since(lostAt) > streamLostGrace {
+				return nil, p.lookupError(queue, err)
+			}
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			// Right after a lost stream came back, its queues follow.
+			if lostAt.IsZero() || time.Since(lostAt) > streamLostGrace {
+				return nil, p.lookupError(queue, err)
+			}
 		}
 		wait = min(2*wait, reattachMaxWait)
 		p.log.Warn("looking up the queue failed; retrying", "queue", queue, "retry_in", wait, "err", err)
