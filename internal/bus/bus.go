@@ -63,6 +63,9 @@ const (
 	DispatchSubjectPrefix = "rydes.dispatch."
 	AnswerSubjectPrefix   = "rydes.answers."
 	EventSubjectPrefix    = "rydes.events."
+	// StoredEventSubjectPrefix is where EventsStream publishes each event
+	// again once it stored it: StoredEventSubjectPrefix + "<rfq id>.<type>".
+	StoredEventSubjectPrefix = "rydes.stored.events."
 )
 
 // GathererConsumer is the durable consumer on AnswersStream that every rydes
@@ -209,6 +212,10 @@ type Bus struct {
 	dispatch jetstream.Stream
 	acks     ackMarks // what Publish was acknowledged with, for reconciliation
 
+	hubOnce sync.Once
+	hub     *eventHub // the watchers' one subscription, made on first use
+	hubErr  error
+
 	// done is closed by Close; Publish and Gather calls are counted in wg.
 	done      chan struct{}
 	mu        sync.Mutex
@@ -302,6 +309,9 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			MaxBytes:    cfg.Events.MaxBytes,
 			MaxMsgs:     cfg.Events.MaxMsgs,
 			Discard:     jetstream.DiscardOld,
+			// Every event, once stored, is published again on core NATS
+			// for the watchers of each rydes instance (see WatchRFQ).
+			RePublish: &jetstream.RePublish{Source: EventSubjectPrefix + ">", Destination: StoredEventSubjectPrefix + ">"},
 		},
 	}
 }
@@ -329,6 +339,9 @@ func (b *Bus) Close() {
 		close(b.done)
 		b.mu.Unlock()
 		b.wg.Wait()
+		if b.hub != nil {
+			b.hub.close()
+		}
 		b.js.CleanupPublisher()
 	})
 }

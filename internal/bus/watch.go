@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wildrydes/rydes"
@@ -14,9 +18,13 @@ import (
 
 // Watch limits.
 const (
-	// watchBuffer is the capacity of a watcher's channel and how many
-	// messages its consumer pulls ahead.
+	// watchBuffer is the capacity of a watcher's inbox on the process's
+	// subscription (pointers, cheap) and how many stored events one fetch
+	// reads.
 	watchBuffer = 64
+	// watchOut is the capacity of the channel a watcher hands events on:
+	// small, as every watcher has one (an event is some 150 bytes).
+	watchOut = 8
 	// watchMaxReorder bounds the events a watcher holds back while it waits
 	// for an earlier seq published after them (an outbox retry can store
 	// seq n+1 before seq n). Past it, the watcher gives up on the gap.
@@ -40,22 +48,33 @@ func EventFilter(rfqID string) string { return EventSubjectPrefix + rfqID + ".>"
 // server response sent there as a reply subject, say) and is refused with
 // an error.
 func DecodeEvent(m jetstream.Msg) (rydes.Event, error) {
+	return decodeEvent(m.Subject(), m.Data(), m.Headers())
+}
+
+// decodeStoredEvent decodes an event that EventsStream published again on
+// StoredEventSubjectPrefix once stored, with the checks of DecodeEvent on
+// its original subject (header Nats-Subject).
+func decodeStoredEvent(m *nats.Msg) (rydes.Event, error) {
+	return decodeEvent(m.Header.Get(jetstream.SubjectHeader), m.Data, m.Header)
+}
+
+func decodeEvent(subject string, data []byte, h nats.Header) (rydes.Event, error) {
 	var ev rydes.Event
-	if err := json.Unmarshal(m.Data(), &ev); err != nil {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: %w", m.Subject(), err)
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return rydes.Event{}, fmt.Errorf("decode event on %s: %w", subject, err)
 	}
 	if ev.Seq < 1 || !subjectToken(ev.RFQID) || !subjectToken(string(ev.Type)) {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: not an event (rfq %q, seq %d, type %q)", m.Subject(), ev.RFQID, ev.Seq, ev.Type)
+		return rydes.Event{}, fmt.Errorf("decode event on %s: not an event (rfq %q, seq %d, type %q)", subject, ev.RFQID, ev.Seq, ev.Type)
 	}
-	if want := EventSubject(ev.RFQID, ev.Type); m.Subject() != want {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: the body is an event for %s", m.Subject(), want)
+	if want := EventSubject(ev.RFQID, ev.Type); subject != want {
+		return rydes.Event{}, fmt.Errorf("decode event on %s: the body is an event for %s", subject, want)
 	}
 	var id string
-	if h := m.Headers(); h != nil {
+	if h != nil {
 		id = h.Get(jetstream.MsgIDHeader)
 	}
 	if want := "event." + ev.ID(); id != want {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: message id %q, want %q", m.Subject(), id, want)
+		return rydes.Event{}, fmt.Errorf("decode event on %s: message id %q, want %q", subject, id, want)
 	}
 	return ev, nil
 }
@@ -67,13 +86,18 @@ func DecodeEvent(m jetstream.Msg) (rydes.Event, error) {
 // closed; a receiver tells the first from the others by the last event's
 // Type.Final().
 //
-// It reads EventsStream with an ordered consumer of its own (ephemeral, in
-// memory, deleted when the watch ends), so it works from any rydes instance
-// on the broker. Messages on the RFQ's subjects that are not events
-// Publish stored (see DecodeEvent) are skipped, and so are repeats of a seq
-// already sent. Events are kept for MaxAge: watching an RFQ older than
-// that waits for events that are gone, until ctx ends, so callers should
-// read the RFQ from the store first and not watch one that is final.
+// Events to come reach every watcher of a process through one core NATS
+// subscription to what EventsStream publishes again once it stored an event
+// (StoredEventSubjectPrefix): a watcher costs no consumer on the broker.
+// Those stored already are read once, after the watcher is registered with
+// that subscription, by a short-lived consumer of EventsStream; an event
+// stored in between arrives both ways and is sent once. A watcher that
+// falls behind (its buffer full) reads the stream again. It works from any
+// rydes instance on the broker. Messages that are not events Publish
+// stored (see DecodeEvent) are skipped, and so are repeats of a seq already
+// sent. Events are kept for MaxAge: watching an RFQ older than that waits
+// for events that are gone, until ctx ends, so callers should read the RFQ
+// from the store first and not watch one that is final.
 //
 // The caller must either drain the channel or end ctx.
 func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error) {
@@ -86,26 +110,27 @@ func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-cha
 	if err := b.enter(); err != nil {
 		return nil, fmt.Errorf("watch rfq %s: %w", rfqID, err)
 	}
-	cons, err := b.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{EventFilter(rfqID)},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: watchInactive,
-	})
+	hub, err := b.eventHub()
 	if err != nil {
 		b.wg.Done()
-		return nil, fmt.Errorf("watch rfq %s: ordered consumer: %w", rfqID, err)
+		return nil, fmt.Errorf("watch rfq %s: %w", rfqID, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(watchBuffer))
+	w := hub.register(rfqID)
+	seqr := newSequencer(afterSeq)
+	// The first read of the stream happens here, so that a watch that
+	// cannot read it fails at once.
+	ready, err := b.readStored(ctx, rfqID, seqr)
 	if err != nil {
+		hub.unregister(w)
 		b.wg.Done()
-		b.deleteWatchConsumer(cons, rfqID)
-		return nil, fmt.Errorf("watch rfq %s: messages: %w", rfqID, err)
+		return nil, fmt.Errorf("watch rfq %s: %w", rfqID, err)
 	}
 
-	out := make(chan rydes.Event, watchBuffer)
+	out := make(chan rydes.Event, watchOut)
 	go func() {
 		defer b.wg.Done()
 		defer close(out)
+		defer hub.unregister(w)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
@@ -115,54 +140,112 @@ func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-cha
 			case <-ctx.Done():
 			}
 		}()
-		defer b.deleteWatchConsumer(cons, rfqID)
-		defer it.Stop()
-		b.watch(ctx, it, rfqID, newSequencer(afterSeq), out)
+		if !send(ctx, out, ready) {
+			return
+		}
+		b.watch(ctx, w, rfqID, seqr, out)
 	}()
 	return out, nil
 }
 
-// watch hands the events it reads from it to out, in seq order, until the
-// final event was sent or ctx ends.
-func (b *Bus) watch(ctx context.Context, it jetstream.MessagesContext, rfqID string, seqr *sequencer, out chan<- rydes.Event) {
+// send hands events to out, in order. It returns false once ctx ended or
+// the final event was sent: the watch is over.
+func send(ctx context.Context, out chan<- rydes.Event, events []rydes.Event) bool {
+	for _, ev := range events {
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return false
+		}
+		if ev.Type.Final() {
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// watch hands the events the hub brings to out, in seq order, until the
+// final event was sent or ctx ends; when it fell behind, it reads the
+// stream again.
+func (b *Bus) watch(ctx context.Context, w *hubWatcher, rfqID string, seqr *sequencer, out chan<- rydes.Event) {
 	log := b.log.With("rfq", rfqID)
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				log.Warn("watch rfq: reading events stopped", "err", err)
-			}
+		var ready []rydes.Event
+		select {
+		case <-ctx.Done():
 			return
-		}
-		ev, err := DecodeEvent(m)
-		if err != nil {
-			log.Warn("watch rfq: skipped a message that is not an event", "subject", m.Subject(), "err", err)
-			continue
-		}
-		if ev.RFQID != rfqID {
-			log.Warn("watch rfq: skipped an event of another rfq", "subject", m.Subject(), "event_rfq", ev.RFQID)
-			continue
-		}
-		ready, skipped := seqr.add(ev)
-		if skipped > 0 {
-			log.Warn("watch rfq: gave up waiting for missing events", "missing", skipped, "resumed_at", ready[0].Seq)
-		}
-		for _, ev := range ready {
-			select {
-			case out <- ev:
-			case <-ctx.Done():
+		case <-w.behind:
+			var err error
+			if ready, err = b.readStored(ctx, rfqID, seqr); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("watch rfq: reading the stream again after falling behind", "err", err)
+				}
 				return
 			}
-			if ev.Type.Final() {
-				return
+		case m := <-w.live:
+			ev, err := decodeStoredEvent(m)
+			if err != nil {
+				log.Warn("watch rfq: skipped a message that is not an event", "subject", m.Subject, "err", err)
+				continue
 			}
+			if ev.RFQID != rfqID {
+				continue
+			}
+			var skipped int64
+			ready, skipped = seqr.add(ev)
+			if skipped > 0 {
+				log.Warn("watch rfq: gave up waiting for missing events", "missing", skipped, "resumed_at", ready[0].Seq)
+			}
+		}
+		if !send(ctx, out, ready) {
+			return
 		}
 	}
 }
 
-// deleteWatchConsumer deletes the server-side consumer of an ordered
-// consumer whose iteration stopped. Failing that, the server deletes it
-// after watchInactive.
+// readStored reads the events of rfqID that EventsStream holds, with a
+// consumer of its own that it deletes after, and returns those the
+// sequencer now releases.
+func (b *Bus) readStored(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
+	cons, err := b.js.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		FilterSubject:     EventFilter(rfqID),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: watchInactive,
+		MemoryStorage:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stored events: consumer: %w", err)
+	}
+	defer b.deleteWatchConsumer(cons, rfqID)
+	var ready []rydes.Event
+	for {
+		batch, err := cons.FetchNoWait(watchBuffer)
+		if err != nil {
+			return nil, fmt.Errorf("read stored events: fetch: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			ev, err := DecodeEvent(m)
+			if err != nil {
+				b.log.Warn("watch rfq: skipped a message that is not an event", "rfq", rfqID, "subject", m.Subject(), "err", err)
+				continue
+			}
+			r, _ := seqr.add(ev)
+			ready = append(ready, r...)
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("read stored events: %w", err)
+		}
+		if n == 0 {
+			return ready, nil
+		}
+	}
+}
+
+// deleteWatchConsumer deletes the consumer that read stored events. Failing
+// that, the server deletes it after watchInactive.
 func (b *Bus) deleteWatchConsumer(cons jetstream.Consumer, rfqID string) {
 	info := cons.CachedInfo()
 	if info == nil || info.Name == "" {
@@ -173,6 +256,99 @@ func (b *Bus) deleteWatchConsumer(cons jetstream.Consumer, rfqID string) {
 	err := b.js.DeleteConsumer(ctx, EventsStream, info.Name)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		b.log.Debug("watch rfq: delete consumer; the server will drop it when inactive", "rfq", rfqID, "consumer", info.Name, "err", err)
+	}
+}
+
+// eventHub returns the bus's hub, subscribing it on first use.
+func (b *Bus) eventHub() (*eventHub, error) {
+	b.hubOnce.Do(func() {
+		b.hub, b.hubErr = newEventHub(b.js.Conn(), b.log)
+	})
+	return b.hub, b.hubErr
+}
+
+// eventHub is one process's subscription to the stored events, which it
+// hands to the watchers of each RFQ.
+type eventHub struct {
+	sub *nats.Subscription
+	log *slog.Logger
+
+	mu       sync.RWMutex
+	watchers map[string]map[*hubWatcher]struct{} // by rfq id
+}
+
+// hubWatcher is one watcher's inbox: the stored events of its RFQ, and a
+// signal that some were dropped because the inbox was full.
+type hubWatcher struct {
+	rfqID  string
+	live   chan *nats.Msg
+	behind chan struct{}
+}
+
+func newEventHub(nc *nats.Conn, log *slog.Logger) (*eventHub, error) {
+	h := &eventHub{log: log, watchers: map[string]map[*hubWatcher]struct{}{}}
+	sub, err := nc.Subscribe(StoredEventSubjectPrefix+">", h.dispatch)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to stored events: %w", err)
+	}
+	// The callback never blocks, so the subscription's own buffer only
+	// absorbs bursts; a watcher that falls behind reads the stream again.
+	if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to stored events: %w", err)
+	}
+	h.sub = sub
+	return h, nil
+}
+
+// dispatch hands a stored event to the watchers of its RFQ, without
+// blocking: a watcher whose inbox is full is told it fell behind.
+func (h *eventHub) dispatch(m *nats.Msg) {
+	rest, ok := strings.CutPrefix(m.Subject, StoredEventSubjectPrefix)
+	if !ok {
+		return
+	}
+	rfqID, _, _ := strings.Cut(rest, ".")
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for w := range h.watchers[rfqID] {
+		select {
+		case w.live <- m:
+		default:
+			select {
+			case w.behind <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (h *eventHub) register(rfqID string) *hubWatcher {
+	w := &hubWatcher{rfqID: rfqID, live: make(chan *nats.Msg, watchBuffer), behind: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ws := h.watchers[rfqID]
+	if ws == nil {
+		ws = map[*hubWatcher]struct{}{}
+		h.watchers[rfqID] = ws
+	}
+	ws[w] = struct{}{}
+	return w
+}
+
+func (h *eventHub) unregister(w *hubWatcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.watchers[w.rfqID], w)
+	if len(h.watchers[w.rfqID]) == 0 {
+		delete(h.watchers, w.rfqID)
+	}
+}
+
+// close ends the subscription.
+func (h *eventHub) close() {
+	if err := h.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		h.log.Debug("unsubscribe stored events", "err", err)
 	}
 }
 

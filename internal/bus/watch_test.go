@@ -216,6 +216,15 @@ func TestWatchRFQNoLeak(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
 	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false)))
+	// The first watch subscribes the process's one subscription to stored
+	// events, which lives as long as the bus: count from after it.
+	other := rydes.NewID()
+	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(other, 1, 2, true)))
+	warm, err := bb.bus.WatchRFQ(ctx, other, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2}, recvSeqs(t, warm, 2))
+	requireClosed(t, warm)
+	bb.waitNoConsumers(t)
 	before := runtime.NumGoroutine()
 
 	const n = 20
@@ -307,4 +316,25 @@ func TestEmbeddedAllowsManyConsumers(t *testing.T) {
 		})
 		require.NoError(t, err, "consumer %d", i+1)
 	}
+}
+
+// A watcher that does not keep up loses nothing: the events the process's
+// subscription could not hand it are read from the stream again, in order.
+func TestWatchRFQFallsBehindAndCatchesUp(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false)))
+	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1}, recvSeqs(t, ch, 1))
+	// Nobody reads while far more events than the watcher's buffers hold
+	// are stored.
+	const last = 4*watchBuffer + 10
+	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 2, last, true)))
+	want := make([]int64, 0, last-1)
+	for seq := int64(2); seq <= last; seq++ {
+		want = append(want, seq)
+	}
+	require.Equal(t, want, recvSeqs(t, ch, last-1))
+	requireClosed(t, ch)
 }
