@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/wildrydes/rydes"
@@ -182,13 +182,7 @@ func auditDetails(spec auditSpec, reqBody, respBody []byte) json.RawMessage {
 	}
 	b, err := json.Marshal(details)
 	if err != nil || len(b) > rydes.MaxAuditDetailsLen {
-		keys := slices.Sorted(func(yield func(string) bool) {
-			for k := range details {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		keys := slices.Sorted(maps.Keys(details))
 		b, _ = json.Marshal(map[string]any{"fields": keys, "truncated": true})
 	}
 	return b
@@ -233,39 +227,19 @@ type auditPage struct {
 // each at most once, and nothing else.
 func auditQuery(q url.Values) (store.ListAuditParams, error) {
 	p := store.ListAuditParams{Limit: DefaultAuditLimit}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range q {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		values := q[name]
-		if len(values) != 1 {
-			return store.ListAuditParams{}, rydes.FieldErrorf(name, "must be given once")
-		}
-		v := values[0]
-		switch name {
-		case "action":
+	err := parseListQuery(q, []queryParam{
+		{"action", func(v string) error {
 			if !slices.Contains(rydes.AuditActions, rydes.AuditAction(v)) {
-				return store.ListAuditParams{}, rydes.FieldErrorf("action", "must be one of %v", rydes.AuditActions)
+				return rydes.FieldErrorf("action", "must be one of %v", rydes.AuditActions)
 			}
 			p.Action = rydes.AuditAction(v)
-		case "before":
-			id, err := parsePositiveID("before", v)
-			if err != nil {
-				return store.ListAuditParams{}, err
-			}
-			p.BeforeID = id
-		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || !allDigits(v) || n < 1 || n > MaxAuditLimit {
-				return store.ListAuditParams{}, rydes.FieldErrorf("limit", "must be an integer between 1 and %d", MaxAuditLimit)
-			}
-			p.Limit = n
-		default:
-			return store.ListAuditParams{}, rydes.FieldErrorf(name, "is not a known query parameter; known: action, before, limit")
-		}
+			return nil
+		}},
+		{"before", func(v string) (err error) { p.BeforeID, err = parsePositiveID("before", v); return err }},
+		{"limit", func(v string) (err error) { p.Limit, err = parseLimit(v, MaxAuditLimit); return err }},
+	})
+	if err != nil {
+		return store.ListAuditParams{}, err
 	}
 	return p, nil
 }

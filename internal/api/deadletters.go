@@ -3,10 +3,12 @@ package api
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/store"
@@ -30,41 +32,59 @@ type deadLetterPage struct {
 // before and limit, each at most once, and nothing else.
 func deadLetterQuery(q url.Values) (store.ListDeadLettersParams, error) {
 	p := store.ListDeadLettersParams{Limit: DefaultDeadLetterLimit}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range q {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		values := q[name]
-		if len(values) != 1 {
-			return store.ListDeadLettersParams{}, rydes.FieldErrorf(name, "must be given once")
-		}
-		v := values[0]
-		switch name {
-		case "provider":
+	err := parseListQuery(q, []queryParam{
+		{"provider", func(v string) error {
 			if err := rydes.ValidateProviderID(v); err != nil {
-				return store.ListDeadLettersParams{}, err
+				return err
 			}
 			p.Provider = v
-		case "before":
-			id, err := parsePositiveID("before", v)
-			if err != nil {
-				return store.ListDeadLettersParams{}, err
-			}
-			p.BeforeID = id
-		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || !allDigits(v) || n < 1 || n > MaxDeadLetterLimit {
-				return store.ListDeadLettersParams{}, rydes.FieldErrorf("limit", "must be an integer between 1 and %d", MaxDeadLetterLimit)
-			}
-			p.Limit = n
-		default:
-			return store.ListDeadLettersParams{}, rydes.FieldErrorf(name, "is not a known query parameter; known: provider, before, limit")
-		}
+			return nil
+		}},
+		{"before", func(v string) (err error) { p.BeforeID, err = parsePositiveID("before", v); return err }},
+		{"limit", func(v string) (err error) { p.Limit, err = parseLimit(v, MaxDeadLetterLimit); return err }},
+	})
+	if err != nil {
+		return store.ListDeadLettersParams{}, err
 	}
 	return p, nil
+}
+
+// queryParam is one parameter a list route takes, with what parses it.
+type queryParam struct {
+	name  string
+	parse func(v string) error
+}
+
+// parseListQuery checks the query of a list route: each parameter given
+// at most once and known, parsed in the order of their names.
+func parseListQuery(q url.Values, known []queryParam) error {
+	names := make([]string, len(known))
+	for i, k := range known {
+		names[i] = k.name
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		values := q[name]
+		if len(values) != 1 {
+			return rydes.FieldErrorf(name, "must be given once")
+		}
+		i := slices.Index(names, name)
+		if i < 0 {
+			return rydes.FieldErrorf(name, "is not a known query parameter; known: %s", strings.Join(names, ", "))
+		}
+		if err := known[i].parse(values[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseLimit parses a page size between 1 and max.
+func parseLimit(v string, max int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || !allDigits(v) || n < 1 || n > max {
+		return 0, rydes.FieldErrorf("limit", "must be an integer between 1 and %d", max)
+	}
+	return n, nil
 }
 
 // handleListDeadLetters serves GET /v1/dead-letters: a page of dead

@@ -27,6 +27,7 @@ import (
 	"github.com/wildrydes/rydes/internal/auth"
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/engine"
+	"github.com/wildrydes/rydes/internal/fsinfo"
 	"github.com/wildrydes/rydes/internal/notify"
 	"github.com/wildrydes/rydes/internal/reconcile"
 	"github.com/wildrydes/rydes/internal/registry"
@@ -256,7 +257,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	if tmpfs, err := onTmpfs(cfg.DataDir); err != nil {
+	if tmpfs, err := fsinfo.OnTmpfs(cfg.DataDir); err != nil {
 		return nil, err
 	} else if tmpfs && !cfg.AllowTmpfs {
 		return nil, fmt.Errorf("data dir %s is on a tmpfs: nothing there survives a reboot or power loss; use a disk, or --allow-tmpfs for a test", cfg.DataDir)

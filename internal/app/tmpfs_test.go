@@ -7,22 +7,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes/internal/fsinfo"
 )
 
-func TestOnTmpfs(t *testing.T) {
-	if _, err := os.Stat("/dev/shm"); err != nil {
-		t.Skip("no /dev/shm on this machine")
-	}
-	got, err := onTmpfs("/dev/shm")
-	require.NoError(t, err)
-	require.True(t, got, "/dev/shm is a tmpfs on Linux")
-
-	_, err = onTmpfs("/does/not/exist")
-	require.Error(t, err)
-}
-
 func TestStartRefusesTmpfs(t *testing.T) {
-	if ok, err := onTmpfs("/dev/shm"); err != nil || !ok {
+	if ok, err := fsinfo.OnTmpfs("/dev/shm"); err != nil || !ok {
 		t.Skip("no tmpfs at /dev/shm on this machine")
 	}
 	dir, err := os.MkdirTemp("/dev/shm", "rydes-test-")

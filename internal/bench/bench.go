@@ -18,6 +18,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/wildrydes/rydes/internal/app"
 	"github.com/wildrydes/rydes/internal/bus"
+	"github.com/wildrydes/rydes/internal/fsinfo"
 )
 
 // Scenarios.
@@ -153,30 +155,14 @@ func (c *Config) defaults() error {
 	if c.URL != "" && c.NATSURL == "" && c.Scenario != ScenarioHold {
 		return errors.New("the NATS URL of the rydes at the URL (its --nats-listen) is required: the bench's providers connect to it")
 	}
-	if c.Providers == 0 {
-		c.Providers = DefaultProviders
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.Duration == 0 {
-		c.Duration = DefaultDuration
-	}
-	if c.Drain == 0 {
-		c.Drain = DefaultDrain
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.Hold == 0 {
-		c.Hold = DefaultHold
-	}
-	if c.Watchers == 0 {
-		c.Watchers = DefaultWatchers
-	}
-	if c.ReferenceDuration == 0 {
-		c.ReferenceDuration = DefaultReferenceTime
-	}
+	c.Providers = cmp.Or(c.Providers, DefaultProviders)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.Duration = cmp.Or(c.Duration, DefaultDuration)
+	c.Drain = cmp.Or(c.Drain, DefaultDrain)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.Hold = cmp.Or(c.Hold, DefaultHold)
+	c.Watchers = cmp.Or(c.Watchers, DefaultWatchers)
+	c.ReferenceDuration = cmp.Or(c.ReferenceDuration, DefaultReferenceTime)
 	switch {
 	case c.Rate < 0:
 		return fmt.Errorf("rate %g: must not be negative", c.Rate)
@@ -364,7 +350,7 @@ func benchBase(dir string, allowTmpfs bool) (string, error) {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return "", fmt.Errorf("bench dir: %w", err)
 		}
-		tmpfs, err := onTmpfs(dir)
+		tmpfs, err := fsinfo.OnTmpfs(dir)
 		if err != nil {
 			return "", err
 		}
@@ -374,7 +360,7 @@ func benchBase(dir string, allowTmpfs bool) (string, error) {
 		return filepath.Abs(dir)
 	}
 	dir = os.TempDir()
-	tmpfs, err := onTmpfs(dir)
+	tmpfs, err := fsinfo.OnTmpfs(dir)
 	if err != nil {
 		return "", err
 	}

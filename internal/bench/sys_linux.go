@@ -10,19 +10,6 @@ import (
 	"time"
 )
 
-// tmpfsMagic is the filesystem type of tmpfs in statfs(2).
-const tmpfsMagic = 0x01021994
-
-// onTmpfs reports whether dir is on a tmpfs, where fsync costs nothing and
-// a benchmark of durability would measure nothing.
-func onTmpfs(dir string) (bool, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return false, fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return st.Type == tmpfsMagic, nil
-}
-
 // cpuTime returns the CPU time (user + system) this process has used.
 func cpuTime() (time.Duration, error) {
 	var ru syscall.Rusage

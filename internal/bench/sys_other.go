@@ -10,10 +10,6 @@ import (
 
 var errUnsupported = errors.New("not measured outside Linux")
 
-// onTmpfs reports whether dir is on a tmpfs; outside Linux the bench
-// cannot tell and assumes not.
-func onTmpfs(string) (bool, error) { return false, nil }
-
 // cpuTime is not measured outside Linux.
 func cpuTime() (time.Duration, error) { return 0, errUnsupported }
 

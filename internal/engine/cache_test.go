@@ -13,7 +13,6 @@ import (
 	"github.com/wildrydes/rydes/internal/engine"
 	"github.com/wildrydes/rydes/internal/rydestest"
 	"github.com/wildrydes/rydes/internal/store"
-	"github.com/wildrydes/rydes/internal/store/sqlite"
 )
 
 // countingStore counts the reads of an RFQ that reach the database.
@@ -27,21 +26,24 @@ func (s *countingStore) GetRFQ(ctx context.Context, p store.GetRFQParams) (rydes
 	return s.Store.GetRFQ(ctx, p)
 }
 
-// A final RFQ never changes, so its reads are served from memory; an open
-// one is read from the database every time.
-func TestFinalRFQsAreReadFromMemory(t *testing.T) {
-	ctx := rydestest.Context(t)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	_, err = st.UpsertProvider(ctx, store.UpsertProviderParams{ID: "p1", Name: "p1", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
-	require.NoError(t, err)
-	cs := &countingStore{Store: st}
+// countingEngine returns an engine on cs.
+func countingEngine(t *testing.T, cs *countingStore) *engine.Engine {
+	t.Helper()
 	eng, err := engine.New(engine.Config{
 		Store: cs, Publisher: &recordingPublisher{}, Clock: clockwork.NewFakeClockAt(start), Logger: rydestest.Logger(t),
 		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
 	})
 	require.NoError(t, err)
+	return eng
+}
+
+// A final RFQ never changes, so its reads are served from memory; an open
+// one is read from the database every time.
+func TestFinalRFQsAreReadFromMemory(t *testing.T) {
+	ctx := rydestest.Context(t)
+	st := openStore(t, "p1")
+	cs := &countingStore{Store: st}
+	eng := countingEngine(t, cs)
 
 	rfq, err := eng.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "Frankfurt", To: "Las Vegas"})
 	require.NoError(t, err)
@@ -76,17 +78,9 @@ func TestFinalRFQsAreReadFromMemory(t *testing.T) {
 // seq alone while open, from memory once final.
 func TestRFQVersion(t *testing.T) {
 	ctx := rydestest.Context(t)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	_, err = st.UpsertProvider(ctx, store.UpsertProviderParams{ID: "p1", Name: "p1", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
-	require.NoError(t, err)
+	st := openStore(t, "p1")
 	cs := &countingStore{Store: st}
-	eng, err := engine.New(engine.Config{
-		Store: cs, Publisher: &recordingPublisher{}, Clock: clockwork.NewFakeClockAt(start), Logger: rydestest.Logger(t),
-		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
-	})
-	require.NoError(t, err)
+	eng := countingEngine(t, cs)
 	rfq, err := eng.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "A", To: "B"})
 	require.NoError(t, err)
 

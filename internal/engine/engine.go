@@ -219,9 +219,9 @@ func (e *Engine) GetRFQ(ctx context.Context, id, customer string) (rydes.RFQ, er
 	if err := rydes.ValidateID(id); err != nil {
 		return rydes.RFQ{}, err
 	}
-	if rfq, ok := e.finals.Get(id); ok {
-		if customer != "" && rfq.Customer != customer {
-			return rydes.RFQ{}, fmt.Errorf("get rfq %s: %w", id, rydes.Errorf(rydes.ENOTFOUND, "no RFQ %s", id))
+	if rfq, ok, err := e.cachedFinal(id, customer); ok {
+		if err != nil {
+			return rydes.RFQ{}, fmt.Errorf("get rfq %s: %w", id, err)
 		}
 		return cloneRFQ(rfq), nil
 	}
@@ -242,9 +242,9 @@ func (e *Engine) RFQVersion(ctx context.Context, id, customer string) (int64, er
 	if err := rydes.ValidateID(id); err != nil {
 		return 0, err
 	}
-	if rfq, ok := e.finals.Get(id); ok {
-		if customer != "" && rfq.Customer != customer {
-			return 0, fmt.Errorf("rfq version %s: %w", id, rydes.Errorf(rydes.ENOTFOUND, "no RFQ %s", id))
+	if rfq, ok, err := e.cachedFinal(id, customer); ok {
+		if err != nil {
+			return 0, fmt.Errorf("rfq version %s: %w", id, err)
 		}
 		return rfq.Seq, nil
 	}
@@ -262,6 +262,17 @@ const (
 	finalCacheSize = 4096
 	finalCacheTTL  = time.Minute
 )
+
+// cachedFinal looks the final RFQ id up in memory: ok reports whether it is
+// there, and err is ENOTFOUND, as the store's, if customer is set and owns
+// another's. The RFQ returned is the cache's own: copy it to hand it out.
+func (e *Engine) cachedFinal(id, customer string) (rydes.RFQ, bool, error) {
+	rfq, ok := e.finals.Get(id)
+	if ok && customer != "" && rfq.Customer != customer {
+		return rydes.RFQ{}, true, rydes.Errorf(rydes.ENOTFOUND, "no RFQ %s", id)
+	}
+	return rfq, ok, nil
+}
 
 // cloneRFQ copies r's roster, quotes and attributes, so that the cache and
 // its callers never share them.

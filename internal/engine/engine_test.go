@@ -72,16 +72,11 @@ type bundle struct {
 func setup(t *testing.T, providers ...string) *bundle {
 	t.Helper()
 	ctx := rydestest.Context(t)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
 	if len(providers) == 0 {
 		providers = []string{"p1", "p2", "p3"}
 	}
-	for _, id := range providers {
-		_, err := st.UpsertProvider(ctx, store.UpsertProviderParams{ID: id, Name: id, Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
-		require.NoError(t, err)
-	}
+	st := openStore(t, providers...)
+	var err error
 	b := &bundle{ctx: ctx, clock: clockwork.NewFakeClockAt(start), store: st, pub: &recordingPublisher{}}
 	b.engine, err = engine.New(engine.Config{
 		Store: st, Publisher: b.pub, Clock: b.clock, Logger: rydestest.Logger(t),
@@ -89,6 +84,21 @@ func setup(t *testing.T, providers ...string) *bundle {
 	})
 	require.NoError(t, err)
 	return b
+}
+
+// openStore opens a SQLite store in a temporary dir, closed when the test
+// ends, with the given active NATS providers.
+func openStore(t *testing.T, providers ...string) *sqlite.Store {
+	t.Helper()
+	ctx := rydestest.Context(t)
+	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	for _, id := range providers {
+		_, err := st.UpsertProvider(ctx, store.UpsertProviderParams{ID: id, Name: id, Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
+		require.NoError(t, err)
+	}
+	return st
 }
 
 func (b *bundle) create(t *testing.T) rydes.RFQ {

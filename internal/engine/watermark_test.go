@@ -13,7 +13,6 @@ import (
 	"github.com/wildrydes/rydes/internal/engine"
 	"github.com/wildrydes/rydes/internal/rydestest"
 	"github.com/wildrydes/rydes/internal/store"
-	"github.com/wildrydes/rydes/internal/store/sqlite"
 )
 
 // watermark is a settable answers watermark.
@@ -40,13 +39,7 @@ func (w *watermark) get(context.Context) (time.Time, bool, error) {
 // completes with it instead of expiring without it.
 func TestExpiryWaitsForAnswersReceivedBeforeTheDeadline(t *testing.T) {
 	ctx := rydestest.Context(t)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	for _, id := range []string{"p1", "p2"} {
-		_, err := st.UpsertProvider(ctx, store.UpsertProviderParams{ID: id, Name: id, Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
-		require.NoError(t, err)
-	}
+	st := openStore(t, "p1", "p2")
 	clock := clockwork.NewFakeClockAt(start)
 	wm := &watermark{}
 	eng, err := engine.New(engine.Config{
@@ -88,11 +81,7 @@ func TestExpiryWaitsForAnswersReceivedBeforeTheDeadline(t *testing.T) {
 // cannot be staged does not keep RFQs open for ever.
 func TestExpiryGraceBoundsTheWatermark(t *testing.T) {
 	ctx := rydestest.Context(t)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/rydes.db", rydestest.Logger(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	_, err = st.UpsertProvider(ctx, store.UpsertProviderParams{ID: "p1", Name: "p1", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: start})
-	require.NoError(t, err)
+	st := openStore(t, "p1")
 	clock := clockwork.NewFakeClockAt(start)
 	wm := &watermark{}
 	wm.set(start.Add(-time.Hour), true) // a poison answer, stuck

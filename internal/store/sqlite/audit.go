@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"strings"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/store"
@@ -42,35 +41,11 @@ func (s *Store) AddAudit(ctx context.Context, e rydes.AuditEntry) (rydes.AuditEn
 // ListAudit returns audit entries newest first, only of p.Action if it is
 // set, at most p.Limit (0 for 100), with ids below p.BeforeID if it is set.
 func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]rydes.AuditEntry, error) {
-	out := []rydes.AuditEntry{}
+	var out []rydes.AuditEntry
 	err := s.read(ctx, "list audit entries", func(tx *txn) error {
-		var (
-			where []string
-			args  []any
-		)
-		if p.Action != "" {
-			where, args = append(where, "action = ?"), append(args, string(p.Action))
-		}
-		if p.BeforeID > 0 {
-			where, args = append(where, "id < ?"), append(args, p.BeforeID)
-		}
-		q := `SELECT ` + auditColumns + ` FROM audit_log`
-		if len(where) > 0 {
-			q += ` WHERE ` + strings.Join(where, " AND ")
-		}
-		rows, err := tx.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, queryLimit(p.Limit))...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanAudit(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return rows.Err()
+		var err error
+		out, err = pageNewestFirst(ctx, tx, auditColumns, "audit_log", "action", string(p.Action), p.BeforeID, p.Limit, scanAudit)
+		return err
 	})
 	if err != nil {
 		return nil, err

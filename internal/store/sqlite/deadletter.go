@@ -68,40 +68,50 @@ func (s *Store) AddDeadLetter(ctx context.Context, d rydes.DeadLetter) (rydes.De
 // is set, at most p.Limit (0 for 100), with ids below p.BeforeID if it is
 // set: the next page starts before the last id of the one before.
 func (s *Store) ListDeadLetters(ctx context.Context, p store.ListDeadLettersParams) ([]rydes.DeadLetter, error) {
-	out := []rydes.DeadLetter{}
+	var out []rydes.DeadLetter
 	err := s.read(ctx, "list dead letters", func(tx *txn) error {
-		var (
-			where []string
-			args  []any
-		)
-		if p.Provider != "" {
-			where, args = append(where, "provider = ?"), append(args, p.Provider)
-		}
-		if p.BeforeID > 0 {
-			where, args = append(where, "id < ?"), append(args, p.BeforeID)
-		}
-		q := `SELECT ` + deadLetterColumns + ` FROM dead_letters`
-		if len(where) > 0 {
-			q += ` WHERE ` + strings.Join(where, " AND ")
-		}
-		rows, err := tx.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, queryLimit(p.Limit))...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDeadLetter(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+		var err error
+		out, err = pageNewestFirst(ctx, tx, deadLetterColumns, "dead_letters", "provider", p.Provider, p.BeforeID, p.Limit, scanDeadLetter)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// pageNewestFirst reads a page of table, newest (highest id) first: the
+// rows whose column col equals eq, if eq is not "", with ids below beforeID,
+// if it is positive, at most limit (0 for 100), each read by scan.
+func pageNewestFirst[T any](ctx context.Context, tx *txn, columns, table, col, eq string, beforeID int64, limit int, scan func(scanner) (T, error)) ([]T, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if eq != "" {
+		where, args = append(where, col+" = ?"), append(args, eq)
+	}
+	if beforeID > 0 {
+		where, args = append(where, "id < ?"), append(args, beforeID)
+	}
+	q := `SELECT ` + columns + ` FROM ` + table
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := tx.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, queryLimit(limit))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // GetDeadLetter returns one dead letter. ENOTFOUND if there is none.

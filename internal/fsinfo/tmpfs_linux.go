@@ -1,4 +1,4 @@
-package app
+package fsinfo
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 // tmpfsMagic is the filesystem type of tmpfs in statfs(2).
 const tmpfsMagic = 0x01021994
 
-// onTmpfs reports whether dir is on a tmpfs, whose contents a reboot or
-// power loss erases: fsync there promises nothing.
-func onTmpfs(dir string) (bool, error) {
+// OnTmpfs reports whether dir is on a tmpfs, whose contents a reboot or
+// power loss erases and where fsync costs nothing.
+func OnTmpfs(dir string) (bool, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return false, fmt.Errorf("statfs %s: %w", dir, err)
