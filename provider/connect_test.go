@@ -80,7 +80,8 @@ func (br *broker) dispatch(t *testing.T, provider, from string) rydes.ProviderRe
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	req := rydes.ProviderRequest{RFQID: rydes.NewID(), From: from, To: "Rainbow", CreatedAt: now, Deadline: now.Add(time.Hour)}
 	msg := store.OutboxMessage{ID: br.ids.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: provider, Request: req}}
-	require.NoError(t, br.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg}))
+	_, err := br.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
+	require.NoError(t, err)
 	return req
 }
 

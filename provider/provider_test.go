@@ -109,7 +109,8 @@ func (bb *bundle) dispatch(t *testing.T, from string, deadline time.Time) rydes.
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	req := rydes.ProviderRequest{RFQID: rydes.NewID(), From: from, To: "Rainbow", CreatedAt: now, Deadline: deadline.UTC().Truncate(time.Microsecond)}
 	msg := store.OutboxMessage{ID: bb.nextID.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: bb.p.ID(), Request: req}}
-	require.NoError(t, bb.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg}))
+	_, err := bb.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
+	require.NoError(t, err)
 	return req
 }
 

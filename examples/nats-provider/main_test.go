@@ -143,10 +143,11 @@ func testServe(t *testing.T, withTLS bool) {
 		{RFQID: rydes.NewID(), From: "Castle", To: "Rainbow", Passengers: 9, CreatedAt: now, Deadline: now.Add(time.Hour)},
 	}
 	for i, req := range reqs {
-		require.NoError(t, b.Publish(ctx, []store.OutboxMessage{{
+		_, err := b.Publish(ctx, []store.OutboxMessage{{
 			ID: int64(i + 1), Kind: store.OutboxDispatch, CreatedAt: now,
 			Dispatch: &store.Dispatch{Provider: "unicorn-express", Request: req},
-		}}))
+		}})
+		require.NoError(t, err)
 	}
 
 	answers := make(chan bus.Inbound, 2)

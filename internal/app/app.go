@@ -147,8 +147,9 @@ type Config struct {
 	// survive a reboot or power loss: for tests and throwaway runs only.
 	AllowTmpfs bool
 	// ReconcileInterval is the time between two checks of the broker
-	// against the database (internal/reconcile). 0 for the default, 1
-	// minute; negative turns reconciliation off.
+	// against the database (internal/reconcile); one more runs at start,
+	// before the outbox relay. 0 for the default, 1 minute; negative turns
+	// reconciliation off.
 	ReconcileInterval time.Duration
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
@@ -415,14 +416,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.srv.TLSConfig = a.httpsCert.ServerConfig()
 	}
 
-	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	a.goLoop("engine", func() error { return a.engine.Run(loops) })
-	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
-	a.goLoop("webhooks", func() error { return a.hooks.Run(loops) })
-	a.goLoop("notifier", func() error { return a.notif.Run(loops) })
+	var rec *reconcile.Reconciler
 	if cfg.ReconcileInterval >= 0 {
-		rec, err := reconcile.New(reconcile.Config{
+		rec, err = reconcile.New(reconcile.Config{
 			Store: a.store, Broker: a.bus, Interval: cfg.ReconcileInterval, Clock: cfg.Clock,
 			Logger: a.log.With("component", "reconcile"),
 			EnsureQueues: func(ctx context.Context) error {
@@ -433,7 +429,23 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		if err != nil {
 			return nil, err
 		}
-		a.goLoop("reconciler", func() error { return rec.Run(loops) })
+		// One round before the engine's outbox relay publishes: a broker
+		// that lost its tail (lazy fsync, a power loss) is detected by its
+		// last sequence being below what the relay recorded as
+		// acknowledged, which new publications would soon move past.
+		if _, err := rec.Once(ctx); err != nil {
+			a.log.Error("reconciliation round at start failed; trying again in the periodic rounds", "err", err)
+		}
+	}
+
+	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.goLoop("engine", func() error { return a.engine.Run(loops) })
+	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
+	a.goLoop("webhooks", func() error { return a.hooks.Run(loops) })
+	a.goLoop("notifier", func() error { return a.notif.Run(loops) })
+	if rec != nil {
+		a.goLoop("reconciler", func() error { return rec.Continue(loops) })
 	}
 	if cfg.Demo {
 		simCfg := cfg.Sim

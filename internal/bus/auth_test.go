@@ -96,7 +96,8 @@ func setupAuth(t *testing.T) *authBundle {
 	t.Cleanup(b.Close)
 	require.NoError(t, b.EnsureProviderQueue(ctx, "A"))
 	require.NoError(t, b.EnsureProviderQueue(ctx, "B"))
-	require.NoError(t, b.Publish(ctx, []store.OutboxMessage{openDispatch(1, rfq1, "A"), openDispatch(2, rfq2, "B")}))
+	_, err = b.Publish(ctx, []store.OutboxMessage{openDispatch(1, rfq1, "A"), openDispatch(2, rfq2, "B")})
+	require.NoError(t, err)
 	ab := &authBundle{emb: emb, providers: fp, nc: nc, bus: b, js: b.JetStream()}
 	ab.waitQueue(t, "A", QueueInfo{Pending: 1})
 	ab.waitQueue(t, "B", QueueInfo{Pending: 1})
@@ -402,7 +403,8 @@ func TestProviderOwnPath(t *testing.T) {
 	require.NoError(t, m.DoubleAck(ctx))
 	ab.waitQueue(t, "A", QueueInfo{})
 
-	require.NoError(t, ab.bus.Publish(ctx, []store.OutboxMessage{openDispatch(3, rfq2, "A")}))
+	_, err = ab.bus.Publish(ctx, []store.OutboxMessage{openDispatch(3, rfq2, "A")})
+	require.NoError(t, err)
 	m, err = cons.Next(jetstream.FetchContext(ctx))
 	require.NoError(t, err)
 	require.NoError(t, m.TermWithReason("unreadable"))

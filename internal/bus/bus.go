@@ -380,19 +380,26 @@ func (e *PublishError) Unwrap() []error {
 // or with an error if any was not or ctx ended first. The caller deletes
 // the outbox rows only on nil; a *PublishError says which messages failed.
 //
+// On success it returns, per stream, the highest sequence a PubAck of this
+// call carried (a duplicate's ack, which names the sequence the message was
+// stored at before, counts too): what the caller can record as acknowledged
+// by the broker (store.DeleteOutboxParams.Acked). The map is empty for no
+// messages, and nil with an error. Every ack is also noted for TakeAckedSeq.
+//
 // A dispatch goes to DispatchSubject(provider) with the rydes.ProviderRequest
 // as JSON; an event to EventSubject with the rydes.Event as JSON. Both carry
 // Nats-Msg-Id = msg.DedupeID() and HeaderRFQID.
-func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) error {
+func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error) {
 	if err := b.enter(); err != nil {
-		return fmt.Errorf("publish outbox: %w", err)
+		return nil, fmt.Errorf("publish outbox: %w", err)
 	}
 	defer b.wg.Done()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("publish outbox: %w", err)
+		return nil, fmt.Errorf("publish outbox: %w", err)
 	}
 
 	perr := &PublishError{Total: len(msgs)}
+	acked := map[string]uint64{}
 	type inflight struct {
 		msg    *store.OutboxMessage
 		future jetstream.PubAckFuture
@@ -419,19 +426,22 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) error {
 			case ack := <-p.future.Ok():
 				// Stored, or a duplicate of a message stored before: both fine.
 				b.acks.note(ack)
+				if ack != nil && ack.Sequence > acked[ack.Stream] {
+					acked[ack.Stream] = ack.Sequence
+				}
 			case err := <-p.future.Err():
 				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, DedupeID: dedupeID(p.msg), Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
 			case <-ctx.Done():
-				return fmt.Errorf("publish outbox: waiting for acks: %w", ctx.Err())
+				return nil, fmt.Errorf("publish outbox: waiting for acks: %w", ctx.Err())
 			case <-b.done:
-				return errors.New("publish outbox: bus closed while waiting for acks")
+				return nil, errors.New("publish outbox: bus closed while waiting for acks")
 			}
 		}
 	}
 	if len(perr.Failed) > 0 {
-		return perr
+		return nil, perr
 	}
-	return nil
+	return acked, nil
 }
 
 // dedupeID is m.DedupeID, safe for malformed messages.

@@ -187,8 +187,9 @@ func setupLimited(t *testing.T, cfg Config) *bundle {
 func TestFullDispatchStreamRefusesNewRequests(t *testing.T) {
 	bb := setupLimited(t, Config{Dispatch: StreamLimits{MaxMsgs: 2}})
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")}))
-	err := bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(3, rfq1, "p3")})
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")})
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(3, rfq1, "p3")})
 	var perr *PublishError
 	require.ErrorAs(t, err, &perr, "the outbox keeps the row and retries")
 	require.Len(t, perr.Failed, 1)
@@ -207,7 +208,8 @@ func TestFullDispatchStreamRefusesNewRequests(t *testing.T) {
 	msg, err := c.Next(jetstream.FetchMaxWait(rydestest.WaitTimeout))
 	require.NoError(t, err)
 	require.NoError(t, msg.DoubleAck(ctx))
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(3, rfq1, "p3")}))
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(3, rfq1, "p3")})
+	require.NoError(t, err)
 	require.EqualValues(t, 2, bb.streamMsgs(t, DispatchStream))
 }
 
@@ -227,9 +229,10 @@ func TestFullAnswersStreamRefusesNewAnswers(t *testing.T) {
 func TestFullEventsStreamDropsTheOldest(t *testing.T) {
 	bb := setupLimited(t, Config{Events: StreamLimits{MaxMsgs: 2}})
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{
 		eventMsg(1, rfq1, 1, rydes.EventCreated), eventMsg(2, rfq1, 2, rydes.EventQuote), eventMsg(3, rfq1, 3, rydes.EventComplete),
-	}), "publishing events never fails for room")
+	})
+	require.NoError(t, err, "publishing events never fails for room")
 	require.EqualValues(t, 2, bb.streamMsgs(t, EventsStream))
 	s, err := bb.js.Stream(ctx, EventsStream)
 	require.NoError(t, err)
@@ -248,11 +251,14 @@ func TestPublishDeduplicates(t *testing.T) {
 	d := dispatchMsg(1, rfq1, "p1")
 	e := eventMsg(2, rfq1, 1, rydes.EventCreated)
 
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d, e}))
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{d, e})
+	require.NoError(t, err)
 	// Re-published after a crash between publish and delete, and twice in
 	// one batch: stored once all the same.
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d, e, d, e}))
-	require.NoError(t, bb.bus.Publish(ctx, nil))
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{d, e, d, e})
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, nil)
+	require.NoError(t, err)
 
 	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream))
 	require.EqualValues(t, 1, bb.streamMsgs(t, EventsStream))
@@ -268,6 +274,35 @@ func TestPublishDeduplicates(t *testing.T) {
 	require.Equal(t, *e.Event, got)
 }
 
+// Publish returns the highest sequence each stream acknowledged it with,
+// duplicates' acks (the sequence the message was stored at) included, and
+// notes the same for TakeAckedSeq.
+func TestPublishReturnsAckedSequences(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	d1, d2 := dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")
+	e1, e2 := eventMsg(3, rfq1, 1, rydes.EventCreated), eventMsg(4, rfq1, 2, rydes.EventQuote)
+
+	acked, err := bb.bus.Publish(ctx, []store.OutboxMessage{d1, e1, d2})
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{DispatchStream: 2, EventsStream: 1}, acked)
+
+	acked, err = bb.bus.Publish(ctx, []store.OutboxMessage{e2})
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{EventsStream: 2}, acked, "only the streams of this call")
+
+	acked, err = bb.bus.Publish(ctx, []store.OutboxMessage{d1})
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{DispatchStream: 1}, acked, "a duplicate's ack names where it was stored")
+
+	acked, err = bb.bus.Publish(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, acked)
+
+	require.Equal(t, uint64(2), bb.bus.TakeAckedSeq(DispatchStream))
+	require.Equal(t, uint64(2), bb.bus.TakeAckedSeq(EventsStream))
+}
+
 func TestPublishReportsFailures(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
@@ -275,19 +310,21 @@ func TestPublishReportsFailures(t *testing.T) {
 	bad := dispatchMsg(2, rfq1, "not.a.provider")
 	empty := store.OutboxMessage{ID: 3, Kind: store.OutboxEvent}
 
-	err := bb.bus.Publish(ctx, []store.OutboxMessage{good, bad, empty})
+	acked, err := bb.bus.Publish(ctx, []store.OutboxMessage{good, bad, empty})
 	var perr *PublishError
 	require.ErrorAs(t, err, &perr)
 	require.Equal(t, 3, perr.Total)
 	require.Len(t, perr.Failed, 2)
 	require.Equal(t, int64(2), perr.Failed[0].ID)
 	require.Equal(t, int64(3), perr.Failed[1].ID)
+	require.Nil(t, acked, "nothing to record when the outbox keeps the rows")
 	// The good message was stored all the same.
 	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream))
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	require.ErrorIs(t, bb.bus.Publish(cctx, []store.OutboxMessage{dispatchMsg(4, rfq1, "p2")}), context.Canceled)
+	_, err = bb.bus.Publish(cctx, []store.OutboxMessage{dispatchMsg(4, rfq1, "p2")})
+	require.ErrorIs(t, err, context.Canceled)
 }
 
 func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
@@ -298,7 +335,8 @@ func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"), "ensuring twice is fine")
 
 	d := dispatchMsg(1, rfq1, "p1")
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{d}))
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
 
 	// The consumer counts a stored message a moment after the PubAck.
 	bb.waitQueueDepth(t, "p1", 1, 0)
@@ -335,11 +373,12 @@ func TestDeleteProviderQueue(t *testing.T) {
 	ctx := rydestest.Context(t)
 	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
 	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p2"))
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")}))
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1"), dispatchMsg(2, rfq1, "p2")})
+	require.NoError(t, err)
 
 	require.NoError(t, bb.bus.DeleteProviderQueue(ctx, "p1"))
 	require.NoError(t, bb.bus.DeleteProviderQueue(ctx, "p1"), "deleting twice is fine")
-	_, _, err := bb.bus.QueueDepth(ctx, "p1")
+	_, _, err = bb.bus.QueueDepth(ctx, "p1")
 	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
 	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream), "p2's request stays")
 
@@ -531,7 +570,8 @@ func TestGatherStops(t *testing.T) {
 		t.Fatal("Gather did not return after Close")
 	}
 	require.Error(t, bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{}))
-	require.Error(t, bb.bus.Publish(rydestest.Context(t), nil))
+	_, err := bb.bus.Publish(rydestest.Context(t), nil)
+	require.Error(t, err)
 }
 
 // A stopping Gather sees through the batch it is handling and stages what
@@ -623,7 +663,8 @@ func TestEmbeddedListens(t *testing.T) {
 	b, err := New(ctx, nc, Config{})
 	require.NoError(t, err)
 	t.Cleanup(b.Close)
-	require.NoError(t, b.Publish(ctx, []store.OutboxMessage{eventMsg(1, rfq1, 1, rydes.EventCreated)}))
+	_, err = b.Publish(ctx, []store.OutboxMessage{eventMsg(1, rfq1, 1, rydes.EventCreated)})
+	require.NoError(t, err)
 
 	inproc, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir()})
 	require.NoError(t, err)
@@ -650,7 +691,8 @@ func TestEmbeddedDataSurvivesRestart(t *testing.T) {
 			b, err := New(ctx, nc, Config{})
 			require.NoError(t, err)
 			require.NoError(t, b.EnsureProviderQueue(ctx, "p1"))
-			require.NoError(t, b.Publish(ctx, []store.OutboxMessage{d}))
+			_, err = b.Publish(ctx, []store.OutboxMessage{d})
+			require.NoError(t, err)
 			b.Close()
 			nc.Close()
 			emb.Shutdown()
@@ -694,7 +736,7 @@ func BenchmarkPublish(b *testing.B) {
 				for j := i; j < min(i+batch, b.N); j++ {
 					msgs = append(msgs, dispatchMsg(int64(j), rydes.NewID(), "p1"))
 				}
-				if err := bb.bus.Publish(ctx, msgs); err != nil {
+				if _, err := bb.bus.Publish(ctx, msgs); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -38,9 +38,11 @@ func TestQueueInfo(t *testing.T) {
 	require.Equal(t, QueueInfo{}, qi, "an empty queue has no oldest request")
 
 	before := time.Now()
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1")}))
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1")})
+	require.NoError(t, err)
 	between := time.Now()
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(2, rfq2, "p1"), dispatchMsg(3, rfq1, "p2")}))
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(2, rfq2, "p1"), dispatchMsg(3, rfq1, "p2")})
+	require.NoError(t, err)
 
 	qi = bb.waitQueueInfo(t, "p1", QueueInfo{Pending: 2})
 	require.False(t, qi.Oldest.Before(before.Truncate(time.Microsecond)), "oldest %s, published after %s", qi.Oldest, before)
@@ -104,7 +106,8 @@ func TestRedispatch(t *testing.T) {
 	require.NoError(t, m.DoubleAck(ctx))
 
 	// Another id is another delivery, even of a request dispatched before.
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(2, rfq2, "p1")}))
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(2, rfq2, "p1")})
+	require.NoError(t, err)
 	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req, "replay.7.2"))
 	bb.waitQueueInfo(t, "p1", QueueInfo{Pending: 2})
 

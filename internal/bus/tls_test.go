@@ -36,7 +36,8 @@ func TestEmbeddedTLS(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(b.Close)
 	require.NoError(t, b.EnsureProviderQueue(ctx, "A"))
-	require.NoError(t, b.Publish(ctx, []store.OutboxMessage{openDispatch(1, rfq1, "A")}))
+	_, err = b.Publish(ctx, []store.OutboxMessage{openDispatch(1, rfq1, "A")})
+	require.NoError(t, err)
 
 	// A provider that trusts the CA connects over TLS and reads its queue.
 	nc, err := provider.Connect(url, "A", "pass-a", nats.RootCAs(caFile))

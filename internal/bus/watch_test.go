@@ -82,8 +82,10 @@ func (bb *bundle) waitNoConsumers(t *testing.T) {
 func TestWatchRFQInOrderUntilFinal(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, false)))
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq2, 1, 2, false)))
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, false))
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq2, 1, 2, false))
+	require.NoError(t, err)
 
 	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
 	require.NoError(t, err)
@@ -92,8 +94,10 @@ func TestWatchRFQInOrderUntilFinal(t *testing.T) {
 	// Live events, with another RFQ's in between; seq 5 is stored before 4
 	// (an outbox retry), and is still sent after it.
 	more := rfqEvents(rfq1, 4, 6, true)
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{more[1], eventMsg(3, rfq2, 3, rydes.EventComplete)}))
-	require.NoError(t, bb.bus.Publish(ctx, []store.OutboxMessage{more[0], more[2]}))
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{more[1], eventMsg(3, rfq2, 3, rydes.EventComplete)})
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{more[0], more[2]})
+	require.NoError(t, err)
 	ev4 := recv(t, ch)
 	require.Equal(t, *more[0].Event, ev4)
 	require.Equal(t, []int64{5, 6}, recvSeqs(t, ch, 2))
@@ -104,12 +108,14 @@ func TestWatchRFQInOrderUntilFinal(t *testing.T) {
 func TestWatchRFQResumesAfterSeq(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 4, false)))
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 4, false))
+	require.NoError(t, err)
 
 	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 2)
 	require.NoError(t, err)
 	require.Equal(t, []int64{3, 4}, recvSeqs(t, ch, 2))
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 5, 6, true)))
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 5, 6, true))
+	require.NoError(t, err)
 	require.Equal(t, []int64{5, 6}, recvSeqs(t, ch, 2))
 	requireClosed(t, ch)
 
@@ -133,7 +139,8 @@ func TestWatchRFQFromAnotherInstance(t *testing.T) {
 
 	ch, err := b2.WatchRFQ(ctx, rfq1, 0)
 	require.NoError(t, err)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, true)))
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, true))
+	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
 	requireClosed(t, ch)
 }
@@ -141,7 +148,8 @@ func TestWatchRFQFromAnotherInstance(t *testing.T) {
 func TestWatchRFQSkipsJunk(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false)))
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false))
+	require.NoError(t, err)
 
 	forged := rydes.Event{RFQID: rfq1, Seq: 2, Type: rydes.EventComplete, Provider: "mallory", Status: rydes.StatusComplete}
 	body, err := json.Marshal(forged)
@@ -167,7 +175,8 @@ func TestWatchRFQSkipsJunk(t *testing.T) {
 	require.Equal(t, int64(1), recv(t, ch).Seq)
 	// The junk did not end the watch: the real seq 2 comes, then the end.
 	real := rfqEvents(rfq1, 2, 3, true)
-	require.NoError(t, bb.bus.Publish(ctx, real))
+	_, err = bb.bus.Publish(ctx, real)
+	require.NoError(t, err)
 	require.Equal(t, *real[0].Event, recv(t, ch))
 	require.Equal(t, *real[1].Event, recv(t, ch))
 	requireClosed(t, ch)
@@ -176,7 +185,8 @@ func TestWatchRFQSkipsJunk(t *testing.T) {
 func TestWatchRFQCancel(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false)))
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false))
+	require.NoError(t, err)
 
 	wctx, cancel := context.WithCancel(ctx)
 	ch, err := bb.bus.WatchRFQ(wctx, rfq1, 0)
@@ -215,11 +225,13 @@ func TestWatchRFQRefusesBadArguments(t *testing.T) {
 func TestWatchRFQNoLeak(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false)))
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false))
+	require.NoError(t, err)
 	// The first watch subscribes the process's one subscription to stored
 	// events, which lives as long as the bus: count from after it.
 	other := rydes.NewID()
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(other, 1, 2, true)))
+	_, err = bb.bus.Publish(ctx, rfqEvents(other, 1, 2, true))
+	require.NoError(t, err)
 	warm, err := bb.bus.WatchRFQ(ctx, other, 0)
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2}, recvSeqs(t, warm, 2))
@@ -241,7 +253,8 @@ func TestWatchRFQNoLeak(t *testing.T) {
 		require.Equal(t, int64(1), recv(t, chans[i]).Seq)
 		cancels[i]() // abandoned mid-way, seq 2 unread
 	}
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true)))
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true))
+	require.NoError(t, err)
 	for i := n / 2; i < n; i++ {
 		require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, chans[i], 3))
 		requireClosed(t, chans[i])
@@ -323,14 +336,16 @@ func TestEmbeddedAllowsManyConsumers(t *testing.T) {
 func TestWatchRFQFallsBehindAndCatchesUp(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false)))
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false))
+	require.NoError(t, err)
 	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
 	require.NoError(t, err)
 	require.Equal(t, []int64{1}, recvSeqs(t, ch, 1))
 	// Nobody reads while far more events than the watcher's buffers hold
 	// are stored.
 	const last = 4*watchBuffer + 10
-	require.NoError(t, bb.bus.Publish(ctx, rfqEvents(rfq1, 2, last, true)))
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 2, last, true))
+	require.NoError(t, err)
 	want := make([]int64, 0, last-1)
 	for seq := int64(2); seq <= last; seq++ {
 		want = append(want, seq)

@@ -27,10 +27,14 @@ import (
 )
 
 // Publisher publishes committed outbox messages to the broker, durably and
-// deduplicated by OutboxMessage.DedupeID. It returns nil only when every
-// message is acknowledged by the broker.
+// deduplicated by OutboxMessage.DedupeID.
 type Publisher interface {
-	Publish(ctx context.Context, msgs []store.OutboxMessage) error
+	// Publish returns a nil error only when every message is acknowledged
+	// by the broker, and then, per stream, the highest sequence the broker
+	// acknowledged a message of this call with (a duplicate's ack
+	// included), which the relay records with the delete of the messages
+	// (store.DeleteOutboxParams.Acked).
+	Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error)
 }
 
 // Config holds what an Engine needs. Store and Publisher are required.
@@ -375,7 +379,10 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 
 // FlushOutbox publishes pending outbox messages until none is left and
 // returns how many it published. Messages are removed from the outbox only
-// after the broker acknowledged them.
+// after the broker acknowledged them, and in the same transaction the
+// highest sequence each stream acknowledged them with is recorded
+// (store.AckedSetting), for reconciliation to compare the broker with
+// whatever stops the process.
 func (e *Engine) FlushOutbox(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -386,14 +393,15 @@ func (e *Engine) FlushOutbox(ctx context.Context) (int, error) {
 		if len(msgs) == 0 {
 			return total, nil
 		}
-		if err := e.pub.Publish(ctx, msgs); err != nil {
+		acked, err := e.pub.Publish(ctx, msgs)
+		if err != nil {
 			return total, fmt.Errorf("publish %d outbox messages: %w", len(msgs), err)
 		}
 		ids := make([]int64, len(msgs))
 		for i, m := range msgs {
 			ids[i] = m.ID
 		}
-		if err := e.store.DeleteOutbox(ctx, ids); err != nil {
+		if err := e.store.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids, Acked: acked}); err != nil {
 			return total, fmt.Errorf("delete %d published outbox messages: %w", len(ids), err)
 		}
 		total += len(msgs)

@@ -15,7 +15,9 @@ import (
 // discardPublisher stands in for the broker and keeps nothing.
 type discardPublisher struct{}
 
-func (discardPublisher) Publish(context.Context, []store.OutboxMessage) error { return nil }
+func (discardPublisher) Publish(context.Context, []store.OutboxMessage) (map[string]uint64, error) {
+	return nil, nil
+}
 
 // benchEngine returns an engine on a SQLite store in a temporary directory
 // (fsync at every commit, as rydes runs) with n active providers.

@@ -18,21 +18,22 @@ import (
 )
 
 // recordingPublisher stands in for the broker: it records what it is asked
-// to publish and can be told to fail.
+// to publish, answers with acked and can be told to fail.
 type recordingPublisher struct {
-	mu   sync.Mutex
-	msgs []store.OutboxMessage
-	fail error
+	mu    sync.Mutex
+	msgs  []store.OutboxMessage
+	fail  error
+	acked map[string]uint64
 }
 
-func (p *recordingPublisher) Publish(_ context.Context, msgs []store.OutboxMessage) error {
+func (p *recordingPublisher) Publish(_ context.Context, msgs []store.OutboxMessage) (map[string]uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
-		return p.fail
+		return nil, p.fail
 	}
 	p.msgs = append(p.msgs, msgs...)
-	return nil
+	return p.acked, nil
 }
 
 func (p *recordingPublisher) events() []rydes.Event {
@@ -373,6 +374,34 @@ func TestOutboxKeepsWhatFailedToPublish(t *testing.T) {
 	require.Equal(t, 4, n)
 	require.Len(t, b.pub.dispatches(), 3)
 	require.Equal(t, rfq.ID, b.pub.dispatches()[0].Request.RFQID)
+}
+
+// The relay records, with the delete of the published rows, the highest
+// sequence each stream acknowledged them with.
+func TestFlushOutboxRecordsAckedSequences(t *testing.T) {
+	b := setup(t)
+	b.create(t)
+	b.pub.acked = map[string]uint64{"S": 7}
+	n, err := b.engine.FlushOutbox(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	pending, err := b.store.PendingOutbox(b.ctx, store.PendingOutboxParams{})
+	require.NoError(t, err)
+	require.Empty(t, pending, "the rows are deleted")
+	v, ok, err := b.store.GetSetting(b.ctx, store.AckedSetting("S"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "7", v)
+
+	// A later publication acknowledged lower (another process's mark is
+	// higher, say) leaves it.
+	b.create(t)
+	b.pub.acked = map[string]uint64{"S": 5}
+	_, err = b.engine.FlushOutbox(b.ctx)
+	require.NoError(t, err)
+	v, _, err = b.store.GetSetting(b.ctx, store.AckedSetting("S"))
+	require.NoError(t, err)
+	require.Equal(t, "7", v)
 }
 
 func TestRunFiresDeadlinesAndRelaysOutbox(t *testing.T) {

@@ -322,7 +322,8 @@ func (bb *bundle) publish(t *testing.T, evs ...rydes.Event) {
 	for i := range evs {
 		msgs[i] = store.OutboxMessage{ID: int64(i + 1), Kind: store.OutboxEvent, Event: &evs[i]}
 	}
-	require.NoError(t, bb.bus.Publish(rydestest.Context(t), msgs))
+	_, err := bb.bus.Publish(rydestest.Context(t), msgs)
+	require.NoError(t, err)
 }
 
 // waitIdle waits until the notifier consumer has handled every final

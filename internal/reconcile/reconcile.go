@@ -6,11 +6,25 @@
 // lazy fsync, corrupt or lost files, a stream deleted by hand). A stream's
 // sequence never goes down and its creation time never changes unless that
 // happened, so the reconciler keeps, per stream, a mark in the database:
-// the stream's creation time, the highest sequence it was seen at or
-// acknowledged a publication with, and how many messages the server
-// reports lost. A round that finds the stream missing, re-created, behind
-// its mark or with more messages lost re-publishes, with their original
-// message ids (so what the broker still holds is not stored twice):
+// the stream's creation time, the highest sequence it was seen at, and how
+// many messages the server reports lost (MarkSetting, saved every round).
+//
+// What the broker acknowledged since the last round is kept by the outbox
+// relay itself: it records each stream's highest acknowledged sequence in
+// the transaction that deletes the published rows (store.AckedSetting), so
+// that mark is exact even when rydes and the broker lose power together and
+// the broker, not syncing every write, loses its tail: the stream's last
+// sequence is then below the relay's mark. A round compares the stream with
+// the highest of its own mark, the relay's mark (unless it was written for
+// an older incarnation of the stream) and the acks this process's bus noted
+// since the last round; after a heal, and when the stream was created
+// again, it sets the relay's mark back to the stream's new last sequence.
+// Run a round at start, before the relay publishes: publications to a
+// stream that lost its tail move its sequence past the mark again.
+//
+// A round that finds the stream missing, re-created, behind its mark or
+// with more messages lost re-publishes, with their original message ids (so
+// what the broker still holds is not stored twice):
 //
 //   - from RYDES_DISPATCH's loss, the request of every open RFQ to every
 //     provider still pending in it (providers may see a request twice, as
@@ -29,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -48,8 +63,9 @@ type Broker interface {
 	TakeAckedSeq(name string) uint64
 	// EnsureStreams creates the streams that are missing.
 	EnsureStreams(ctx context.Context) error
-	// Publish publishes messages as the outbox relay does.
-	Publish(ctx context.Context, msgs []store.OutboxMessage) error
+	// Publish publishes messages as the outbox relay does and returns the
+	// highest sequence each stream acknowledged them with.
+	Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error)
 }
 
 // Config configures a Reconciler.
@@ -116,13 +132,22 @@ func MarkSetting(stream string) string { return "reconcile.stream." + stream }
 // streams are the streams reconciled, in order.
 var streams = []string{bus.DispatchStream, bus.EventsStream}
 
-// Run runs a round every Interval until ctx is done, and returns nil. A
-// failed round is logged and tried again at the next.
-func (r *Reconciler) Run(ctx context.Context) error {
+// Run runs a round now and then every Interval until ctx is done, and
+// returns nil. A failed round is logged and tried again at the next.
+func (r *Reconciler) Run(ctx context.Context) error { return r.run(ctx, true) }
+
+// Continue is Run for a caller that just ran a round with Once: its first
+// round is one Interval from now.
+func (r *Reconciler) Continue(ctx context.Context) error { return r.run(ctx, false) }
+
+func (r *Reconciler) run(ctx context.Context, now bool) error {
 	for {
-		if _, err := r.Once(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error("reconciliation round failed; trying again at the next", "err", err, "interval", r.cfg.Interval)
+		if now {
+			if _, err := r.Once(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("reconciliation round failed; trying again at the next", "err", err, "interval", r.cfg.Interval)
+			}
 		}
+		now = true
 		select {
 		case <-ctx.Done():
 			return nil
@@ -145,9 +170,13 @@ func (r *Reconciler) Once(ctx context.Context) (Report, error) {
 }
 
 func (r *Reconciler) stream(ctx context.Context, name string, rep *Report) error {
-	// Take the acks before reading the state: every ack taken is then for
-	// a message the state must include.
+	// Take the acks, in memory and the relay's, before reading the state:
+	// every ack taken is then for a message the state must include.
 	acked := r.cfg.Broker.TakeAckedSeq(name)
+	relayAcked, err := r.relayAcked(ctx, name)
+	if err != nil {
+		return err
+	}
 	st, err := r.cfg.Broker.StreamState(ctx, name)
 	if err != nil {
 		return err
@@ -156,9 +185,16 @@ func (r *Reconciler) stream(ctx context.Context, name string, rep *Report) error
 	if err != nil {
 		return err
 	}
+	sameIncarnation := had && mark.Created.Equal(st.Created)
 	high := acked
-	if had && mark.Created.Equal(st.Created) {
+	if sameIncarnation {
 		high = max(high, mark.LastSeq)
+	}
+	// The relay's mark is compared only with the incarnation it may have
+	// been written for: with no mark yet, the stream's (at worst one
+	// needless heal if it was an older one's).
+	if sameIncarnation || !had {
+		high = max(high, relayAcked)
 	}
 	why := ""
 	switch {
@@ -175,8 +211,8 @@ func (r *Reconciler) stream(ctx context.Context, name string, rep *Report) error
 		rep.Losses[name] = why
 		r.log.Warn("the broker lost data; re-publishing from the database", "stream", name, "detected", why)
 		if err := r.heal(ctx, name, rep); err != nil {
-			// Keep the old mark (and what was acked) so that the next
-			// round detects the loss again.
+			// Keep the old mark (and what was acked), and the relay's, so
+			// that the next round detects the loss again.
 			if had {
 				mark.LastSeq = max(mark.LastSeq, acked)
 			} else {
@@ -190,8 +226,41 @@ func (r *Reconciler) stream(ctx context.Context, name string, rep *Report) error
 		if st, err = r.cfg.Broker.StreamState(ctx, name); err != nil {
 			return err
 		}
+		// The relay's mark counts sequences of the stream as it was (an
+		// older incarnation, or a tail the broker lost): set it back to
+		// where the healed stream is, or it would be above the stream's
+		// sequence, a loss, at every round until new publications caught
+		// up. The relay may race with this: recording after it an ack it
+		// got before the heal can at worst make the next round heal once
+		// more, which is harmless (re-published messages carry their
+		// original ids), and that round sets the mark back again; an ack
+		// of the healed stream recorded just before it is lowered to
+		// st.LastSeq until the relay's next record (the bus's acks in
+		// memory still count it at the next round).
+		if err := r.cfg.Store.PutSetting(ctx, store.AckedSetting(name), strconv.FormatUint(st.LastSeq, 10)); err != nil {
+			return fmt.Errorf("reset the relay's acked mark: %w", err)
+		}
 	}
 	return r.saveMark(ctx, name, Mark{Created: st.Created, LastSeq: st.LastSeq, Lost: st.Lost})
+}
+
+// relayAcked returns the highest sequence the outbox relay recorded as
+// acknowledged by the stream name (store.AckedSetting), 0 if none or if the
+// value does not read.
+func (r *Reconciler) relayAcked(ctx context.Context, name string) (uint64, error) {
+	v, ok, err := r.cfg.Store.GetSetting(ctx, store.AckedSetting(name))
+	if err != nil {
+		return 0, fmt.Errorf("read the relay's acked mark: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		r.log.Warn("unreadable acked mark of the outbox relay; counting it as 0", "stream", name, "value", v)
+		return 0, nil
+	}
+	return seq, nil
 }
 
 // heal re-publishes what the stream name should hold.
@@ -236,7 +305,7 @@ func (r *Reconciler) republish(ctx context.Context, p store.ListRFQsParams, msgs
 			batch = append(batch, msgs(rfq)...)
 		}
 		if len(batch) > 0 {
-			if err := r.cfg.Broker.Publish(ctx, batch); err != nil {
+			if _, err := r.cfg.Broker.Publish(ctx, batch); err != nil {
 				return total, err
 			}
 			total += len(batch)

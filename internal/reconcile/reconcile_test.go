@@ -3,6 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,17 +87,33 @@ func (h *harness) createRFQ() rydes.RFQ {
 	return r
 }
 
-// relay publishes and deletes the outbox, as the engine's relay does.
+// relay publishes and deletes the outbox, recording the acknowledged
+// sequences, as the engine's relay does.
 func (h *harness) relay() {
 	h.t.Helper()
 	msgs, err := h.store.PendingOutbox(h.ctx, store.PendingOutboxParams{Limit: 1000})
 	require.NoError(h.t, err)
-	require.NoError(h.t, h.bus.Publish(h.ctx, msgs))
+	acked, err := h.bus.Publish(h.ctx, msgs)
+	require.NoError(h.t, err)
 	ids := make([]int64, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.ID
 	}
-	require.NoError(h.t, h.store.DeleteOutbox(h.ctx, ids))
+	require.NoError(h.t, h.store.DeleteOutbox(h.ctx, store.DeleteOutboxParams{IDs: ids, Acked: acked}))
+}
+
+// relayAcked returns the relay's acked mark of stream, "" if none.
+func (h *harness) relayAcked(stream string) string {
+	h.t.Helper()
+	v, _, err := h.store.GetSetting(h.ctx, store.AckedSetting(stream))
+	require.NoError(h.t, err)
+	return v
+}
+
+// setRelayAcked sets the relay's acked mark of stream.
+func (h *harness) setRelayAcked(stream string, seq uint64) {
+	h.t.Helper()
+	require.NoError(h.t, h.store.PutSetting(h.ctx, store.AckedSetting(stream), strconv.FormatUint(seq, 10)))
 }
 
 func (h *harness) once() reconcile.Report {
@@ -187,6 +205,10 @@ func TestLostDispatchStreamIsRepublished(t *testing.T) {
 	_, err = h.js.Consumer(h.ctx, bus.DispatchStream, bus.ProviderQueue("p1"))
 	require.NoError(t, err, "p1's queue is there again")
 
+	// The relay's mark counted the old stream's sequences; the heal set it
+	// back to the new one's.
+	require.Equal(t, strconv.FormatUint(h.lastSeq(bus.DispatchStream), 10), h.relayAcked(bus.DispatchStream))
+
 	// Healed: the next round finds nothing.
 	rep = h.once()
 	require.Empty(t, rep.Losses)
@@ -222,6 +244,71 @@ func TestSequenceGoingBackIsALoss(t *testing.T) {
 	// Re-published with their original message ids: the broker still held
 	// them, so it stored nothing twice.
 	require.Equal(t, st.LastSeq, h.lastSeq(bus.DispatchStream))
+}
+
+// TestRelayAckedAboveStreamIsALoss is a broker that lost the tail the relay
+// published since the last round (lazy fsync and a power loss taking rydes
+// down with it, so the bus's acks in memory are gone too): the relay's
+// mark, written with the delete of the outbox rows, is above the stream's
+// last sequence.
+func TestRelayAckedAboveStreamIsALoss(t *testing.T) {
+	h := newHarness(t)
+	r := h.createRFQ()
+	seq := h.lastSeq(bus.DispatchStream)
+	require.Equal(t, strconv.FormatUint(seq, 10), h.relayAcked(bus.DispatchStream), "the relay recorded what it published")
+	require.Empty(t, h.once().Losses)
+
+	// The relay published three more requests, acknowledged at seq+1 to
+	// seq+3, which the broker lost.
+	h.setRelayAcked(bus.DispatchStream, seq+3)
+	rep := h.once()
+	require.Equal(t, fmt.Sprintf("its last sequence went back from %d to %d", seq+3, seq), rep.Losses[bus.DispatchStream])
+	require.NotContains(t, rep.Losses, bus.EventsStream)
+	require.Equal(t, 2, rep.Dispatches, "p1's and p2's requests of the open RFQ are re-published")
+	require.Equal(t, []string{r.ID}, h.queued("p1"))
+	require.Equal(t, strconv.FormatUint(h.lastSeq(bus.DispatchStream), 10), h.relayAcked(bus.DispatchStream),
+		"the relay's mark is set back to the healed stream's last sequence")
+
+	rep = h.once()
+	require.Empty(t, rep.Losses, "healed: the next round finds nothing")
+	require.Zero(t, rep.Dispatches+rep.Events)
+}
+
+// With no reconciliation mark yet (the first round, rydes restarted before
+// any), the relay's mark alone detects the lost tail.
+func TestRelayAckedWithoutMarkIsALoss(t *testing.T) {
+	h := newHarness(t)
+	h.createRFQ()
+	seq := h.lastSeq(bus.EventsStream)
+	h.setRelayAcked(bus.EventsStream, seq+1)
+	rep := h.once()
+	require.Contains(t, rep.Losses[bus.EventsStream], "went back")
+	require.NotContains(t, rep.Losses, bus.DispatchStream, "the relay's mark of the dispatches is the stream's")
+	require.Equal(t, strconv.FormatUint(h.lastSeq(bus.EventsStream), 10), h.relayAcked(bus.EventsStream))
+	require.Empty(t, h.once().Losses)
+}
+
+// A stream created again is healed for that, whatever the relay's mark
+// (which may count the old incarnation's sequences), and the heal sets the
+// relay's mark to the new incarnation's last sequence, so that it does not
+// make every later round heal again.
+func TestNewIncarnationResetsRelayAcked(t *testing.T) {
+	h := newHarness(t)
+	h.createRFQ()
+	require.Empty(t, h.once().Losses)
+	st, err := h.bus.StreamState(h.ctx, bus.DispatchStream)
+	require.NoError(t, err)
+	// A mark of the current incarnation, and a relay's mark that is
+	// higher but belongs to (the reconciler's mark of) an older one.
+	b, err := json.Marshal(reconcile.Mark{Created: st.Created.Add(-time.Hour), LastSeq: st.LastSeq})
+	require.NoError(t, err)
+	require.NoError(t, h.store.PutSetting(h.ctx, reconcile.MarkSetting(bus.DispatchStream), string(b)))
+	h.setRelayAcked(bus.DispatchStream, st.LastSeq+10)
+	rep := h.once()
+	require.Contains(t, rep.Losses[bus.DispatchStream], "created again", "the incarnation, not the sequence, tells")
+	require.Equal(t, strconv.FormatUint(h.lastSeq(bus.DispatchStream), 10), h.relayAcked(bus.DispatchStream),
+		"reset with the new incarnation")
+	require.Empty(t, h.once().Losses)
 }
 
 func TestLostEventsStreamGetsFinalEventsBack(t *testing.T) {
@@ -268,4 +355,22 @@ func TestRunStopsWithContext(t *testing.T) {
 	_, ok, err := h.store.GetSetting(h.ctx, reconcile.MarkSetting(bus.EventsStream))
 	require.NoError(t, err)
 	require.True(t, ok, "a round saved its marks")
+}
+
+func TestContinueWaitsForTheFirstRound(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.rec.Continue(ctx) }()
+	h.clock.BlockUntilContext(h.ctx, 1) // waits, no round yet
+	_, ok, err := h.store.GetSetting(h.ctx, reconcile.MarkSetting(bus.EventsStream))
+	require.NoError(t, err)
+	require.False(t, ok, "no round before the first Interval")
+	h.clock.Advance(time.Minute)
+	h.clock.BlockUntilContext(h.ctx, 1) // the first round ran and waits
+	cancel()
+	require.NoError(t, <-done)
+	_, ok, err = h.store.GetSetting(h.ctx, reconcile.MarkSetting(bus.EventsStream))
+	require.NoError(t, err)
+	require.True(t, ok, "a round after one Interval saved its marks")
 }

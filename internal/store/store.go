@@ -159,9 +159,13 @@ type Store interface {
 	// PendingOutbox returns up to Limit (0 for 100) unpublished outbox
 	// messages, oldest first.
 	PendingOutbox(ctx context.Context, p PendingOutboxParams) ([]OutboxMessage, error)
-	// DeleteOutbox removes messages that were published. Ids that are
-	// already gone are ignored.
-	DeleteOutbox(ctx context.Context, ids []int64) error
+	// DeleteOutbox removes messages that were published (IDs; ids that are
+	// already gone are ignored) and, in the same transaction, raises for
+	// each stream of Acked the setting AckedSetting(stream) to the
+	// sequence the broker acknowledged the publication with, unless it
+	// holds a higher one already: the database's high-water mark of what
+	// each stream acknowledged, exact however the process stops.
+	DeleteOutbox(ctx context.Context, p DeleteOutboxParams) error
 
 	// PurgeFinished deletes final RFQs (complete, expired, cancelled) that
 	// closed before Before, oldest first, at most Limit of them (0 for
@@ -374,6 +378,22 @@ type ListRFQsParams struct {
 type PendingOutboxParams struct {
 	Limit int
 }
+
+// DeleteOutboxParams are the parameters of Store.DeleteOutbox.
+type DeleteOutboxParams struct {
+	// IDs are the outbox messages published.
+	IDs []int64
+	// Acked maps a stream's name to the highest sequence the broker
+	// acknowledged the publication of these messages with. Nil or empty
+	// writes no setting.
+	Acked map[string]uint64
+}
+
+// AckedSetting is the name of the setting in which DeleteOutbox keeps the
+// highest sequence the stream acknowledged a publication of the outbox
+// relay with, as a decimal number. Reconciliation compares the stream
+// with it; a missing or unparsable value counts as 0.
+func AckedSetting(stream string) string { return "reconcile.acked." + stream }
 
 // OutboxKind tells the kinds of outbox message apart.
 type OutboxKind string

@@ -271,7 +271,8 @@ func (h *harness) dispatch(t *testing.T, id string, deadline time.Time) rydes.Pr
 		CreatedAt:  now, Deadline: deadline.UTC().Truncate(time.Microsecond),
 	}
 	msg := store.OutboxMessage{ID: h.nextID.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: id, Request: req}}
-	require.NoError(t, h.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg}))
+	_, err := h.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
+	require.NoError(t, err)
 	return req
 }
 

@@ -4,7 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/store"
@@ -60,19 +64,50 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 	return out, nil
 }
 
-// DeleteOutbox removes published messages. Ids already gone are ignored.
-func (s *Store) DeleteOutbox(ctx context.Context, ids []int64) error {
-	if len(ids) == 0 {
+// DeleteOutbox removes published messages (ids already gone are ignored)
+// and, in the same transaction, raises each stream's AckedSetting to the
+// sequence in p.Acked if that is higher than the value it holds (a missing
+// or unparsable value counts as 0).
+func (s *Store) DeleteOutbox(ctx context.Context, p store.DeleteOutboxParams) error {
+	if len(p.IDs) == 0 && len(p.Acked) == 0 {
 		return nil
 	}
-	list, err := json.Marshal(ids)
+	list, err := json.Marshal(p.IDs)
 	if err != nil {
 		return fmt.Errorf("delete outbox: %w", err)
 	}
 	return s.write(ctx, "delete outbox", func(tx *txn) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))`, string(list))
-		return err
+		if len(p.IDs) > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))`, string(list)); err != nil {
+				return err
+			}
+		}
+		for _, stream := range slices.Sorted(maps.Keys(p.Acked)) {
+			if err := raiseAcked(ctx, tx, store.AckedSetting(stream), p.Acked[stream]); err != nil {
+				return fmt.Errorf("raise %s: %w", store.AckedSetting(stream), err)
+			}
+		}
+		return nil
 	})
+}
+
+// raiseAcked sets the setting name to seq unless it holds a higher sequence.
+func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	var cur string
+	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if n, perr := strconv.ParseUint(cur, 10, 64); err == nil && perr == nil && n >= seq {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, strconv.FormatUint(seq, 10))
+	return err
 }
 
 // insertDispatch adds to the outbox the dispatch of req to provider.

@@ -856,3 +856,52 @@ func TestSynchronousOption(t *testing.T) {
 	_, err = Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), nil, WithSynchronous("OFF"))
 	require.ErrorContains(t, err, `synchronous "OFF"`)
 }
+
+// TestDeleteOutboxIsAtomic makes raising the acked setting fail (a trigger)
+// and checks that the delete of the same call is rolled back with it: the
+// outbox rows stay, to be published again, and no mark is written.
+func TestDeleteOutboxIsAtomic(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: newRFQ(t, "p1")}))
+	ms, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+	ids := []int64{ms[0].ID, ms[1].ID}
+
+	_, err = s.w.ExecContext(ctx, `
+		CREATE TRIGGER fail_acked BEFORE INSERT ON settings WHEN NEW.name = 'reconcile.acked.T'
+		BEGIN SELECT RAISE(ABORT, 'no acked mark'); END`)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids, Acked: map[string]uint64{"S": 4}}))
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: newRFQ(t, "p1")}))
+	ms, err = s.PendingOutbox(ctx, store.PendingOutboxParams{})
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+	ids = []int64{ms[0].ID, ms[1].ID}
+
+	err = s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids, Acked: map[string]uint64{"S": 9, "T": 5}})
+	require.ErrorContains(t, err, "no acked mark")
+	after, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
+	require.NoError(t, err)
+	require.Equal(t, ms, after, "the delete is rolled back with the setting")
+	v, _, err := s.GetSetting(ctx, store.AckedSetting("S"))
+	require.NoError(t, err)
+	require.Equal(t, "4", v, "and so is the other stream's setting, raised before")
+	_, ok, err := s.GetSetting(ctx, store.AckedSetting("T"))
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	_, err = s.w.ExecContext(ctx, `DROP TRIGGER fail_acked`)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids, Acked: map[string]uint64{"S": 9, "T": 5}}))
+	after, err = s.PendingOutbox(ctx, store.PendingOutboxParams{})
+	require.NoError(t, err)
+	require.Empty(t, after)
+	v, _, err = s.GetSetting(ctx, store.AckedSetting("S"))
+	require.NoError(t, err)
+	require.Equal(t, "9", v)
+	v, _, err = s.GetSetting(ctx, store.AckedSetting("T"))
+	require.NoError(t, err)
+	require.Equal(t, "5", v)
+}

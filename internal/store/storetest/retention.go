@@ -22,7 +22,7 @@ func publishAll(t *testing.T, s store.Store) {
 	for i, m := range ms {
 		ids[i] = m.ID
 	}
-	require.NoError(t, s.DeleteOutbox(rydestest.Context(t), ids))
+	require.NoError(t, s.DeleteOutbox(rydestest.Context(t), store.DeleteOutboxParams{IDs: ids}))
 }
 
 func purgeFinished(t *testing.T, s store.Store, before time.Time, limit int) int {

@@ -66,6 +66,8 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CancelScopeAndConflicts", testCancelConflicts},
 		{"OutboxContents", testOutbox},
 		{"DeleteOutbox", testDeleteOutbox},
+		{"DeleteOutboxRaisesAcked", testDeleteOutboxRaisesAcked},
+		{"DeleteOutboxAckedRace", testDeleteOutboxAckedRace},
 		{"ListRFQs", testListRFQs},
 		{"RFQSeq", testRFQSeq},
 		{"Rejections", testRejections},
@@ -1036,25 +1038,102 @@ func testDeleteOutbox(t *testing.T, s store.Store) {
 	require.Len(t, ms, 8)
 
 	ids := []int64{ms[0].ID, ms[2].ID, ms[5].ID}
-	require.NoError(t, s.DeleteOutbox(ctx, ids))
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids}))
 	rest := outbox(t, s)
 	require.Equal(t, []store.OutboxMessage{ms[1], ms[3], ms[4], ms[6], ms[7]}, rest)
 
-	require.NoError(t, s.DeleteOutbox(ctx, append(ids, ms[7].ID+1_000_000)), "ids already gone are ignored")
-	require.NoError(t, s.DeleteOutbox(ctx, nil))
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: append(ids, ms[7].ID+1_000_000)}), "ids already gone are ignored")
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{}))
 	require.Equal(t, rest, outbox(t, s))
 
 	all := make([]int64, len(rest))
 	for i, m := range rest {
 		all[i] = m.ID
 	}
-	require.NoError(t, s.DeleteOutbox(ctx, all))
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: all}))
 	require.Empty(t, outbox(t, s))
 
 	createRFQ(t, s, rfqOpts{Providers: []string{"p1"}})
 	ms2 := outbox(t, s)
 	require.Len(t, ms2, 2)
 	require.Greater(t, ms2[0].ID, ms[7].ID, "ids are not reused, so oldest first holds")
+}
+
+// testDeleteOutboxRaisesAcked checks that DeleteOutbox keeps, with the
+// delete, each stream's highest acknowledged sequence: raised, never
+// lowered, and nothing written for a stream not in Acked.
+func testDeleteOutboxRaisesAcked(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	acked := func(stream string) (string, bool) {
+		t.Helper()
+		v, ok, err := s.GetSetting(ctx, store.AckedSetting(stream))
+		require.NoError(t, err)
+		return v, ok
+	}
+	require.Equal(t, "reconcile.acked.S", store.AckedSetting("S"))
+	createRFQ(t, s, rfqOpts{})
+	ms := outbox(t, s)
+	require.Len(t, ms, 4)
+
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: []int64{ms[0].ID}}))
+	_, ok := acked("S")
+	require.False(t, ok, "no Acked writes nothing")
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: []int64{ms[1].ID}, Acked: map[string]uint64{}}))
+	_, ok = acked("S")
+	require.False(t, ok, "an empty Acked writes nothing")
+
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: []int64{ms[2].ID}, Acked: map[string]uint64{"S": 7, "T": 3}}))
+	require.Equal(t, ms[3:], outbox(t, s), "deleted with the setting written")
+	v, _ := acked("S")
+	require.Equal(t, "7", v)
+	v, _ = acked("T")
+	require.Equal(t, "3", v)
+
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: []int64{ms[3].ID}, Acked: map[string]uint64{"S": 5, "T": 12}}))
+	require.Empty(t, outbox(t, s), "deleted even though S is not raised")
+	v, _ = acked("S")
+	require.Equal(t, "7", v, "a lower sequence leaves it")
+	v, _ = acked("T")
+	require.Equal(t, "12", v, "a higher one raises it")
+
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{Acked: map[string]uint64{"S": 7}}))
+	v, _ = acked("S")
+	require.Equal(t, "7", v, "an equal sequence leaves it")
+	v, _ = acked("U")
+	require.Empty(t, v)
+
+	// A value that is not a sequence counts as 0.
+	require.NoError(t, s.PutSetting(ctx, store.AckedSetting("S"), "garbage"))
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{Acked: map[string]uint64{"S": 2}}))
+	v, _ = acked("S")
+	require.Equal(t, "2", v)
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{Acked: map[string]uint64{"S": 18446744073709551615}}))
+	v, _ = acked("S")
+	require.Equal(t, "18446744073709551615", v, "the whole uint64 range")
+}
+
+// testDeleteOutboxAckedRace races DeleteOutbox calls raising one stream's
+// setting: each reads and raises it in its transaction, so the highest
+// sequence wins whatever the order.
+func testDeleteOutboxAckedRace(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			seq := uint64((i*7)%n + 1) // 1..n in a scrambled order
+			errs[i] = s.DeleteOutbox(ctx, store.DeleteOutboxParams{Acked: map[string]uint64{"S": seq}})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	v, ok, err := s.GetSetting(ctx, store.AckedSetting("S"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, fmt.Sprint(n), v)
 }
 
 func testRejections(t *testing.T, s store.Store) {
