@@ -282,3 +282,21 @@ type Rejection struct {
 	// Payload is the answer as received, possibly malformed, bounded in size.
 	Payload []byte `json:"payload,omitempty"`
 }
+
+// AnswerReceipt is rydes's reply to an answer a provider sends over NATS, as
+// a request on its answer subject: what staging decided, sent once that is
+// durable, or why the answer could not be decided now.
+type AnswerReceipt struct {
+	// Outcome is what staging did: staged, duplicate (staged before) or
+	// rejected (refused, and recorded for audit). Empty when Error is set.
+	Outcome Outcome `json:"outcome,omitempty"`
+	// RFQStatus is the RFQ's status after the answer, when it exists.
+	RFQStatus Status `json:"rfq_status,omitempty"`
+	// Reason and Message say why a rejected answer was refused.
+	Reason  RejectReason `json:"reason,omitempty"`
+	Message string       `json:"message,omitempty"`
+	// Error, when set, says the answer was not decided (rydes is stopping,
+	// its database failed): the provider sends it again later; staging is
+	// idempotent.
+	Error string `json:"error,omitempty"`
+}

@@ -3,6 +3,9 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,14 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/rydestest"
 	"github.com/wildrydes/rydes/internal/store"
-	"github.com/wildrydes/rydes/internal/wire"
 )
 
 // passwords is a bus.ProviderAuthenticator over a map of user → password.
@@ -40,18 +41,54 @@ func (p *passwords) set(user, password string) {
 }
 
 // broker is rydes's side of an authenticating embedded server listening on
-// TCP: the server, rydes's own connection and bus.
+// TCP: the server, rydes's own connection and bus, and an answer service
+// that keeps what it receives in the shared state.
 type broker struct {
 	emb  *bus.Embedded
 	nc   *nats.Conn
 	bus  *bus.Bus
 	once sync.Once
-	ids  *atomic.Int64
+	st   *rydesState
+	// stopServe stops the answer service and waits for it.
+	stopServe func()
+}
+
+// rydesState is what outlives a broker's restart: the outbox ids and the
+// answers staged, by RFQ.
+type rydesState struct {
+	ids     atomic.Int64
+	mu      sync.Mutex
+	answers map[string]rydes.Answer
+	errs    []string
+}
+
+func newState() *rydesState { return &rydesState{answers: map[string]rydes.Answer{}} }
+
+// stage keeps in's answer as rydes's store would: a second, identical
+// answer to an RFQ is a duplicate; a different one is an error the test
+// reports.
+func (st *rydesState) stage(in bus.Inbound) rydes.AnswerReceipt {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if in.Err != nil {
+		st.errs = append(st.errs, in.Err.Error())
+		return rydes.AnswerReceipt{Outcome: rydes.OutcomeRejected, Reason: rydes.RejectInvalid, Message: in.Err.Error()}
+	}
+	a := in.Answer
+	a.ReceivedAt = time.Time{}
+	if prev, ok := st.answers[a.RFQID]; ok {
+		if !reflect.DeepEqual(prev, a) {
+			st.errs = append(st.errs, fmt.Sprintf("two different answers to %s: %+v and %+v", a.RFQID, prev, a))
+		}
+		return rydes.AnswerReceipt{Outcome: rydes.OutcomeDuplicate, RFQStatus: rydes.StatusOpen}
+	}
+	st.answers[a.RFQID] = a
+	return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
 }
 
 // startBroker starts a broker on dir, listening on listen, with an ack
 // wait of 1s so that what a restart loses is redelivered soon.
-func startBroker(t *testing.T, dir, listen string, auth bus.ProviderAuthenticator, ids *atomic.Int64) *broker {
+func startBroker(t *testing.T, dir, listen string, auth bus.ProviderAuthenticator, st *rydesState) *broker {
 	t.Helper()
 	ctx := rydestest.Context(t)
 	emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Listen: listen, Providers: auth, Logger: rydestest.Logger(t)})
@@ -60,14 +97,30 @@ func startBroker(t *testing.T, dir, listen string, auth bus.ProviderAuthenticato
 	require.NoError(t, err)
 	b, err := bus.New(ctx, nc, bus.Config{AckWait: time.Second, Logger: rydestest.Logger(t)})
 	require.NoError(t, err)
-	br := &broker{emb: emb, nc: nc, bus: b, ids: ids}
-	t.Cleanup(br.stop)
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		defer close(served)
+		err := b.ServeAnswers(sctx, func(_ context.Context, in bus.Inbound) rydes.AnswerReceipt { return st.stage(in) },
+			bus.ServeOptions{Ready: func() { close(ready) }})
+		if err != nil {
+			t.Errorf("serve answers: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case <-served:
+	}
+	br := &broker{emb: emb, nc: nc, bus: b, st: st, stopServe: func() { cancel(); <-served }}
+	t.Cleanup(br.shutdown)
 	return br
 }
 
-// stop stops the broker; stopping it again does nothing.
-func (br *broker) stop() {
+// shutdown stops the broker; stopping it again does nothing.
+func (br *broker) shutdown() {
 	br.once.Do(func() {
+		br.stopServe()
 		br.bus.Close()
 		br.nc.Close()
 		br.emb.Shutdown()
@@ -79,34 +132,20 @@ func (br *broker) dispatch(t *testing.T, provider, from string) rydes.ProviderRe
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	req := rydes.ProviderRequest{RFQID: rydes.NewID(), From: from, To: "Rainbow", CreatedAt: now, Deadline: now.Add(time.Hour)}
-	msg := store.OutboxMessage{ID: br.ids.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: provider, Request: req}}
+	msg := store.OutboxMessage{ID: br.st.ids.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: provider, Request: req}}
 	_, err := br.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
 	require.NoError(t, err)
 	return req
 }
 
-// answers returns the answers stored on the answers stream (no gatherer
-// takes them), by RFQ, failing on a second answer to one RFQ.
+// answers returns the answers staged so far, by RFQ, failing on two
+// different answers to one RFQ or an answer that did not decode.
 func (br *broker) answers(t *testing.T) map[string]rydes.Answer {
 	t.Helper()
-	ctx := rydestest.Context(t)
-	s, err := br.bus.JetStream().Stream(ctx, bus.AnswersStream)
-	require.NoError(t, err)
-	got := map[string]rydes.Answer{}
-	for seq := uint64(1); ; seq++ {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.AnswerSubjectPrefix+"*"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return got
-		}
-		require.NoError(t, err)
-		seq = m.Sequence
-		provider := strings.TrimPrefix(m.Subject, bus.AnswerSubjectPrefix)
-		a, err := wire.DecodeAnswer(provider, m.Data, m.Time)
-		require.NoError(t, err)
-		_, dup := got[a.RFQID]
-		require.False(t, dup, "two answers stored for %s", a.RFQID)
-		got[a.RFQID] = a
-	}
+	br.st.mu.Lock()
+	defer br.st.mu.Unlock()
+	require.Empty(t, br.st.errs)
+	return maps.Clone(br.st.answers)
 }
 
 func (br *broker) waitQueueEmpty(t *testing.T, provider string) {
@@ -166,7 +205,7 @@ func TestConnectValidates(t *testing.T) {
 
 func TestConnectRefused(t *testing.T) {
 	auth := &passwords{m: map[string]string{"p1": "pw"}}
-	br := startBroker(t, t.TempDir(), "127.0.0.1:0", auth, &atomic.Int64{})
+	br := startBroker(t, t.TempDir(), "127.0.0.1:0", auth, newState())
 	for _, tc := range []struct{ user, password string }{{"p1", "wrong"}, {"p2", "pw"}} {
 		_, err := Connect(br.emb.ClientURL(), tc.user, tc.password)
 		require.ErrorIs(t, err, nats.ErrAuthorization)
@@ -181,7 +220,7 @@ func TestConnectRefused(t *testing.T) {
 func TestRunWithProviderCredentials(t *testing.T) {
 	ctx := rydestest.Context(t)
 	auth := &passwords{m: map[string]string{"p1": "pw"}}
-	br := startBroker(t, t.TempDir(), "127.0.0.1:0", auth, &atomic.Int64{})
+	br := startBroker(t, t.TempDir(), "127.0.0.1:0", auth, newState())
 	require.NoError(t, br.bus.EnsureProviderQueue(ctx, "p1"))
 	errOpt, errs := asyncErrors()
 	nc, err := Connect(br.emb.ClientURL(), "p1", "pw", errOpt)
@@ -213,9 +252,15 @@ func TestRunWithProviderCredentials(t *testing.T) {
 	_, err = br.bus.JetStream().Publish(ctx, bus.DispatchSubject("p1"), []byte("not json"))
 	require.NoError(t, err)
 
+	// The queue's counts lag the publication a moment: wait for the
+	// answers first.
+	var got map[string]rydes.Answer
+	rydestest.WaitFor(t, "two answers", func() bool {
+		got = br.answers(t)
+		return len(got) == 2
+	})
 	br.waitQueueEmpty(t, "p1")
-	got := br.answers(t)
-	require.Len(t, got, 2)
+	require.Len(t, br.answers(t), 2)
 	require.Equal(t, rydes.AnswerQuote, got[quoted.RFQID].Kind)
 	require.Equal(t, "p1", got[quoted.RFQID].Provider)
 	require.Equal(t, rydes.AnswerDecline, got[declined.RFQID].Kind)
@@ -251,7 +296,7 @@ func TestRunAcrossBrokerRestart(t *testing.T) {
 func testRunAcrossBrokerRestart(t *testing.T, opts ...nats.Option) {
 	ctx := rydestest.Context(t)
 	dir := t.TempDir()
-	ids := &atomic.Int64{}
+	ids := newState()
 	auth := &passwords{m: map[string]string{"p1": "pw"}}
 	br := startBroker(t, dir, "127.0.0.1:0", auth, ids)
 	url := br.emb.ClientURL()
@@ -303,7 +348,7 @@ func testRunAcrossBrokerRestart(t *testing.T, opts ...nats.Option) {
 			t.Fatal("the held requests were not delivered")
 		}
 	}
-	br.stop()
+	br.shutdown()
 	select {
 	case <-disconnected:
 	case <-ctx.Done():
@@ -348,7 +393,7 @@ func testRunAcrossBrokerRestart(t *testing.T, opts ...nats.Option) {
 func TestRunStopsWhenCredentialsRevoked(t *testing.T) {
 	ctx := rydestest.Context(t)
 	auth := &passwords{m: map[string]string{"p1": "pw"}}
-	br := startBroker(t, t.TempDir(), "127.0.0.1:0", auth, &atomic.Int64{})
+	br := startBroker(t, t.TempDir(), "127.0.0.1:0", auth, newState())
 	require.NoError(t, br.bus.EnsureProviderQueue(ctx, "p1"))
 	nc, err := Connect(br.emb.ClientURL(), "p1", "pw", nats.ReconnectWait(10*time.Millisecond))
 	require.NoError(t, err)

@@ -4,10 +4,12 @@
 // rydes gives every provider its own durable queue. A provider service
 // connects with the credentials rydes issued it (Connect), creates a
 // Provider with its id and calls Run with a Handler; Run takes the requests
-// from the queue, calls the handler for each, publishes its quote or
-// decline to rydes and only then acknowledges the request, so a request is
-// never lost: if the service dies mid-way, or the broker restarts, the
-// request comes back.
+// from the queue, calls the handler for each, sends its quote or decline
+// to rydes as a request and only then acknowledges the request. rydes
+// replies once the answer is staged in its database (a receipt), so
+// nothing is acknowledged before it is durable: if the service dies
+// mid-way, rydes is down or the broker restarts, the request comes back
+// and is answered again, and rydes keeps one answer.
 //
 //	nc, err := provider.Connect("nats://rydes.example.com:4222", "unicorn-express", os.Getenv("RYDES_NATS_PASSWORD"))
 //	...
@@ -19,7 +21,7 @@
 //	})
 //
 // The broker lets a provider do exactly this and nothing else: pull from
-// its own queue, publish its own answers, and receive replies on its own
+// its own queue, send its own answers, and receive replies on its own
 // inbox prefix (InboxPrefix), which Connect sets.
 //
 // The package depends on nothing internal to rydes, so partners can use it.
@@ -55,7 +57,8 @@ const (
 	DefaultConcurrency = 64
 	// DefaultRetryDelay is Config.RetryDelay's default.
 	DefaultRetryDelay = time.Second
-	// publishTimeout bounds publishing one answer.
+	// publishTimeout bounds sending one answer and waiting for its
+	// receipt, and an ack's confirmation.
 	publishTimeout = 10 * time.Second
 	// defaultAckWait is assumed if the queue does not say its own.
 	defaultAckWait = 30 * time.Second
@@ -492,21 +495,34 @@ func (p *Provider) encodeAnswer(rfqID string, r Reply, now time.Time) ([]byte, e
 	return body, nil
 }
 
-// publish sends reply for rfqID and waits until rydes's stream stored it.
-// Its message id makes a second publication of an answer (after a
-// redelivery of the request) a duplicate that rydes drops.
+// publish sends reply for rfqID to rydes as a request and waits for the
+// receipt, which rydes sends once the answer is staged. An error (rydes is
+// not there, did not reply in time, or could not stage the answer now)
+// leaves the request to be delivered and answered again; staging is
+// idempotent. A refused answer (late, say) is final: it is logged, and
+// the request acknowledged.
 func (p *Provider) publish(ctx context.Context, rfqID string, r Reply) error {
 	body, err := p.encodeAnswer(rfqID, r, time.Now())
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(answerSubjectPrefix + p.cfg.ID)
-	msg.Data = body
-	msg.Header.Set(jetstream.MsgIDHeader, "answer."+rfqID+"."+p.cfg.ID)
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s for %s: %w", r.kind, rfqID, err)
+	msg, err := p.cfg.Conn.RequestWithContext(ctx, answerSubjectPrefix+p.cfg.ID, body)
+	if err != nil {
+		return fmt.Errorf("send %s for %s: %w", r.kind, rfqID, err)
+	}
+	var receipt rydes.AnswerReceipt
+	if err := json.Unmarshal(msg.Data, &receipt); err != nil {
+		return fmt.Errorf("send %s for %s: unreadable receipt %.200q: %w", r.kind, rfqID, msg.Data, err)
+	}
+	switch {
+	case receipt.Error != "":
+		return fmt.Errorf("send %s for %s: rydes did not stage it: %s", r.kind, rfqID, receipt.Error)
+	case receipt.Outcome == rydes.OutcomeRejected:
+		p.log.Warn("answer refused", "rfq", rfqID, "kind", r.kind, "reason", receipt.Reason, "message", receipt.Message)
+	case receipt.Outcome == "":
+		return fmt.Errorf("send %s for %s: receipt without an outcome: %.200q", r.kind, rfqID, msg.Data)
 	}
 	return nil
 }

@@ -58,24 +58,37 @@ func setup(t *testing.T, ackWait time.Duration, cfg Config) *bundle {
 	return &bundle{nc: nc, bus: b, answers: make(chan bus.Inbound, 100), p: p}
 }
 
-// gather gathers answers into bb.answers until the test ends.
-func (bb *bundle) gather(t *testing.T) {
+// gather runs rydes's answer service until the test ends: it puts each
+// answer into bb.answers and replies with the receipt receipt makes of it
+// (staged, if nil).
+func (bb *bundle) gather(t *testing.T) { bb.gatherWith(t, nil) }
+
+func (bb *bundle) gatherWith(t *testing.T, receipt func(bus.Inbound) rydes.AnswerReceipt) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(rydestest.Context(t))
 	done := make(chan struct{})
+	ready := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := bb.bus.Gather(ctx, func(_ context.Context, batch []bus.Inbound) error {
-			for _, in := range batch {
-				bb.answers <- in
+		err := bb.bus.ServeAnswers(ctx, func(_ context.Context, in bus.Inbound) rydes.AnswerReceipt {
+			bb.answers <- in
+			if receipt != nil {
+				return receipt(in)
 			}
-			return nil
-		}, bus.GatherOptions{})
+			return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
+		}, bus.ServeOptions{Ready: func() { close(ready) }})
 		if err != nil {
-			t.Errorf("gather: %v", err)
+			t.Errorf("serve answers: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-ready:
+	case <-done:
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // run runs the provider until stop is called or the test ends; stop
@@ -205,9 +218,7 @@ func TestQuoteDeclineSilent(t *testing.T) {
 func TestAckOnlyAfterPublish(t *testing.T) {
 	bb := setup(t, 0, Config{RetryDelay: 10 * time.Millisecond})
 	ctx := rydestest.Context(t)
-	// Without the answers stream, publishing an answer fails.
-	require.NoError(t, bb.bus.JetStream().DeleteStream(ctx, bus.AnswersStream))
-
+	// No answer service runs: sending an answer fails (no responders).
 	calls := make(chan string, 10)
 	bb.run(t, func(ctx context.Context, req rydes.ProviderRequest) (Reply, error) {
 		calls <- req.RFQID
@@ -215,7 +226,7 @@ func TestAckOnlyAfterPublish(t *testing.T) {
 	})
 	req := bb.dispatch(t, "quote", time.Now().Add(time.Hour))
 
-	// The handler ran, its answer could not be stored: the request is not
+	// The handler ran, its answer could not be staged: the request is not
 	// acked, and comes back.
 	for range 2 {
 		select {
@@ -227,16 +238,37 @@ func TestAckOnlyAfterPublish(t *testing.T) {
 	}
 	require.EqualValues(t, 1, bb.streamMsgs(t, bus.DispatchStream), "the request is still queued")
 
-	// Once answers can be stored again, the answer goes through and only
-	// then is the request acked.
-	b2, err := bus.New(ctx, bb.nc, bus.Config{})
-	require.NoError(t, err)
-	b2.Close()
+	// Once rydes takes answers, the answer goes through and only then is
+	// the request acked.
 	bb.gather(t)
 	in := bb.nextAnswer(t)
 	require.Equal(t, req.RFQID, in.Answer.RFQID)
 	bb.waitQueueEmpty(t)
 	require.EqualValues(t, 0, bb.streamMsgs(t, bus.DispatchStream))
+}
+
+// A receipt saying rydes could not stage the answer now leaves the request
+// to come back; one saying the answer was refused settles it.
+func TestReceiptDecidesTheAck(t *testing.T) {
+	bb := setup(t, 0, Config{RetryDelay: 10 * time.Millisecond})
+	var receipts atomic.Int32
+	bb.gatherWith(t, func(in bus.Inbound) rydes.AnswerReceipt {
+		if receipts.Add(1) == 1 {
+			return rydes.AnswerReceipt{Error: "database is locked"}
+		}
+		return rydes.AnswerReceipt{Outcome: rydes.OutcomeRejected, Reason: rydes.RejectLate, Message: "the deadline had passed"}
+	})
+	var calls atomic.Int32
+	bb.run(t, func(ctx context.Context, req rydes.ProviderRequest) (Reply, error) {
+		calls.Add(1)
+		return Quote(eur("12")), nil
+	})
+	req := bb.dispatch(t, "x", time.Now().Add(time.Hour))
+	require.Equal(t, req.RFQID, bb.nextAnswer(t).Answer.RFQID)
+	require.Equal(t, req.RFQID, bb.nextAnswer(t).Answer.RFQID, "sent again after the error receipt")
+	bb.waitQueueEmpty(t)
+	require.EqualValues(t, 2, calls.Load(), "the refusal settled the request")
+	require.Empty(t, bb.answers)
 }
 
 func TestRedeliveryOnHandlerError(t *testing.T) {
@@ -299,7 +331,7 @@ func TestPastDeadlineIsAckedUnhandled(t *testing.T) {
 	bb.dispatch(t, "late", time.Now().Add(-time.Second))
 	bb.waitQueueEmpty(t)
 	require.Zero(t, calls.Load())
-	require.EqualValues(t, 0, bb.streamMsgs(t, bus.AnswersStream))
+	require.Empty(t, bb.answers)
 }
 
 func TestHandlerContextEndsAtDeadline(t *testing.T) {
@@ -472,15 +504,19 @@ func TestRunStopsWhenQueueDeleted(t *testing.T) {
 	}
 }
 
-func TestSameAnswerIsPublishedOnce(t *testing.T) {
-	// No gatherer runs: it would take the message off the work-queue stream
-	// and race the count below.
+// Sending an answer again (after a redelivery) sends the same answer:
+// rydes stages it once and calls the second a duplicate.
+func TestSameAnswerIsSentAlike(t *testing.T) {
 	bb := setup(t, 0, Config{})
+	bb.gather(t)
 	ctx := rydestest.Context(t)
 	id := rydes.NewID()
 	require.NoError(t, bb.p.publish(ctx, id, Quote(eur("5"))))
-	require.NoError(t, bb.p.publish(ctx, id, Quote(eur("5"))), "a re-publication after a redelivery")
-	require.EqualValues(t, 1, bb.streamMsgs(t, bus.AnswersStream))
+	require.NoError(t, bb.p.publish(ctx, id, Quote(eur("5"))), "a second sending after a redelivery")
+	first, second := bb.nextAnswer(t), bb.nextAnswer(t)
+	require.Equal(t, first.Payload, second.Payload)
+	first.Answer.ReceivedAt, second.Answer.ReceivedAt = time.Time{}, time.Time{}
+	require.Equal(t, first.Answer, second.Answer)
 }
 
 // TestWireAcceptsWhatTheSDKSends checks the SDK's own encoder against the

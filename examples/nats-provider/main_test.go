@@ -137,6 +137,23 @@ func testServe(t *testing.T, withTLS bool) {
 		t.Fatalf("serve: %v", err)
 	}
 
+	// rydes's answer service, staging nothing: it keeps what it receives.
+	answers := make(chan bus.Inbound, 2)
+	gctx, stopGather := context.WithCancel(ctx)
+	gathered := make(chan error, 1)
+	answering := make(chan struct{})
+	go func() {
+		gathered <- b.ServeAnswers(gctx, func(_ context.Context, in bus.Inbound) rydes.AnswerReceipt {
+			answers <- in
+			return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
+		}, bus.ServeOptions{Ready: func() { close(answering) }})
+	}()
+	select {
+	case <-answering:
+	case err := <-gathered:
+		t.Fatalf("serve answers: %v", err)
+	}
+
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	reqs := []rydes.ProviderRequest{
 		{RFQID: rydes.NewID(), From: "Castle", To: "Rainbow", Passengers: 2, CreatedAt: now, Deadline: now.Add(time.Hour)},
@@ -150,17 +167,6 @@ func testServe(t *testing.T, withTLS bool) {
 		require.NoError(t, err)
 	}
 
-	answers := make(chan bus.Inbound, 2)
-	gctx, stopGather := context.WithCancel(ctx)
-	gathered := make(chan error, 1)
-	go func() {
-		gathered <- b.Gather(gctx, func(_ context.Context, batch []bus.Inbound) error {
-			for _, in := range batch {
-				answers <- in
-			}
-			return nil
-		}, bus.GatherOptions{})
-	}()
 	got := map[string]rydes.Answer{}
 	for range reqs {
 		select {

@@ -50,15 +50,20 @@ type Durability string
 
 const (
 	// DurabilityPowerLoss, the default, survives a power loss or a crash
-	// of the machine: the embedded broker fsyncs every write (sync_always)
-	// and SQLite syncs its log at every commit (synchronous=FULL).
+	// of the machine: every acknowledgement rydes gives (a 201, an answer's
+	// receipt) follows a SQLite commit that synced its log
+	// (synchronous=FULL), and answers are group-committed. The database
+	// is the source of truth; the embedded broker fsyncs on its own
+	// interval, and what a power loss takes from it (requests waiting in
+	// providers' queues, events) reconciliation re-publishes from the
+	// database, in a round at start and then every interval. With
+	// reconciliation off, the broker fsyncs every write (sync_always).
 	DurabilityPowerLoss Durability = "power-loss"
 	// DurabilityProcessCrash survives a crash of the rydes process (kill
-	// -9, a panic) but not of the machine: the broker fsyncs on its
-	// default interval (every two minutes) and SQLite at checkpoints
-	// (synchronous=NORMAL in WAL mode). Writes still reach the operating
-	// system before anything is acknowledged; a power loss may lose the
-	// last ones.
+	// -9, a panic) but not of the machine: SQLite syncs only at
+	// checkpoints (synchronous=NORMAL in WAL mode) and the broker on its
+	// interval. Writes still reach the operating system before anything
+	// is acknowledged; a power loss may lose the last ones.
 	DurabilityProcessCrash Durability = "process-crash"
 )
 
@@ -71,8 +76,12 @@ func (d Durability) Validate() error {
 	return fmt.Errorf("durability %q: must be %s or %s", string(d), DurabilityPowerLoss, DurabilityProcessCrash)
 }
 
-// syncAlways reports whether the embedded broker must fsync every write.
-func (d Durability) syncAlways() bool { return d != DurabilityProcessCrash }
+// syncAlways reports whether the embedded broker must fsync every write:
+// only for power-loss durability without reconciliation, which otherwise
+// heals what the broker loses.
+func (d Durability) syncAlways(reconcile bool) bool {
+	return d != DurabilityProcessCrash && !reconcile
+}
 
 // sqliteSynchronous is SQLite's synchronous setting for d.
 func (d Durability) sqliteSynchronous() sqlite.Synchronous {
@@ -178,19 +187,20 @@ const DefaultRetention = 7 * 24 * time.Hour
 
 // App is a running rydes process.
 type App struct {
-	cfg    Config
-	log    *slog.Logger
-	ln     net.Listener
-	srv    *http.Server
-	nats   *bus.Embedded
-	nc     *nats.Conn
-	bus    *bus.Bus
-	store  *sqlite.Store
-	engine *engine.Engine
-	reg    *registry.Registry
-	custs  *registry.Customers
-	hooks  *webhook.Supervisor
-	notif  *notify.Notifier
+	cfg      Config
+	log      *slog.Logger
+	ln       net.Listener
+	srv      *http.Server
+	nats     *bus.Embedded
+	nc       *nats.Conn
+	bus      *bus.Bus
+	store    *sqlite.Store
+	engine   *engine.Engine
+	gatherer *engine.Gatherer // stages answers in groups
+	reg      *registry.Registry
+	custs    *registry.Customers
+	hooks    *webhook.Supervisor
+	notif    *notify.Notifier
 
 	httpsCert         *tlsreload.Keypair                // nil when the API serves plain HTTP
 	authReg           atomic.Pointer[registry.Registry] // a.reg, for the broker's goroutines
@@ -303,7 +313,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.nats, err = bus.StartEmbedded(ctx, bus.EmbeddedConfig{
 			StoreDir:         filepath.Join(cfg.DataDir, "nats"),
 			Listen:           cfg.NATSListen,
-			SyncAlways:       cfg.Durability.syncAlways(),
+			SyncAlways:       cfg.Durability.syncAlways(cfg.ReconcileInterval >= 0),
 			Providers:        natsAuth{&a.authReg},
 			InternalUser:     cfg.NATSUser,
 			InternalPassword: cfg.NATSPassword,
@@ -326,13 +336,15 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.engine, err = engine.New(engine.Config{
 		Store: a.store, Publisher: a.bus, Clock: cfg.Clock, Logger: a.log.With("component", "engine"), Limits: limits,
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
-		// An RFQ does not expire while answers received before its
-		// deadline still wait on the answers stream (a crash, the ack wait).
-		AnswersWatermark: a.bus.AnswersWatermark, ExpiryGrace: 2 * bus.DefaultAckWait,
+		// An RFQ does not expire while an answer received before its
+		// deadline is still being staged.
+		AnswersWatermark: func(ctx context.Context) (time.Time, bool, error) { return a.gatherer.Watermark(ctx) },
+		ExpiryGrace:      gatherCommitTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.gatherer = engine.NewGatherer(a.engine, engine.GathererConfig{CommitTimeout: gatherCommitTimeout})
 	a.reg, err = registry.New(registry.Config{
 		Store: a.store, Queues: queues{a.bus}, Clock: cfg.Clock, Logger: a.log.With("component", "registry"),
 		Hooks: registry.Hooks{
@@ -387,7 +399,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		Handler: api.New(api.Config{
 			Service:               a.engine,
 			Providers:             a.reg,
-			Answers:               a.engine,
+			Answers:               a.gatherer,
 			AdminKeyHash:          func() string { return a.adminKeyHash },
 			Customers:             a.custs,
 			OpenLoopbackCustomers: cfg.Demo,
@@ -440,8 +452,28 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	loops, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
-	a.goLoop("engine", func() error { return a.engine.Run(loops) })
-	a.goLoop("gatherer", func() error { return a.bus.Gather(loops, a.gather, bus.GatherOptions{}) })
+	// On the way down the answer service stops first (it replies to what
+	// it received), then the gatherer (it commits what waits), then the
+	// engine (its relay publishes what they committed).
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	gatherCtx, stopGatherer := context.WithCancel(context.WithoutCancel(ctx))
+	a.goLoop("engine", func() error { return a.engine.Run(engineCtx) })
+	a.goLoop("gatherer", func() error {
+		defer stopEngine()
+		return a.gatherer.Run(gatherCtx)
+	})
+	answering := make(chan struct{})
+	a.goLoop("answer service", func() error {
+		defer stopGatherer()
+		return a.bus.ServeAnswers(loops, a.answer, bus.ServeOptions{Ready: func() { close(answering) }})
+	})
+	select {
+	case <-answering:
+	case err := <-a.errc:
+		cancel()
+		a.wg.Wait()
+		return nil, err
+	}
 	a.goLoop("webhooks", func() error { return a.hooks.Run(loops) })
 	a.goLoop("notifier", func() error { return a.notif.Run(loops) })
 	if rec != nil {
@@ -660,22 +692,26 @@ func (a *App) Customers() *registry.Customers { return a.custs }
 // Registry returns the provider registry, for tests and tools in this module.
 func (a *App) Registry() *registry.Registry { return a.reg }
 
-// gather stages a batch of answers from the answers stream.
-func (a *App) gather(ctx context.Context, batch []bus.Inbound) error {
-	answers := make([]store.StageAnswer, 0, len(batch))
-	var rejections []rydes.Rejection
-	for _, in := range batch {
-		if in.Err != nil {
-			rejections = append(rejections, rydes.Rejection{
-				RFQID: in.Answer.RFQID, Provider: in.Answer.Provider, Reason: rydes.RejectInvalid,
-				Message: in.Err.Error(), ReceivedAt: in.Answer.ReceivedAt, Payload: in.Payload,
-			})
-			continue
+// gatherCommitTimeout bounds one group commit of answers, and so how long
+// an answer in flight holds the expiry of its RFQ back.
+const gatherCommitTimeout = 30 * time.Second
+
+// answer stages one answer a provider sent over NATS with the next group
+// commit and returns the receipt it is sent once that committed.
+func (a *App) answer(ctx context.Context, in bus.Inbound) rydes.AnswerReceipt {
+	res, err := a.gatherer.Submit(ctx, engine.Inbound{Answer: in.Answer, Payload: in.Payload, Err: in.Err})
+	if err != nil {
+		a.log.Warn("answer not staged; its provider sends it again", "provider", in.Answer.Provider, "rfq", in.Answer.RFQID, "err", err)
+		msg := "rydes could not stage the answer now; send it again"
+		if errors.Is(err, engine.ErrGathererStopped) {
+			msg = "rydes is stopping; send the answer again"
 		}
-		answers = append(answers, store.StageAnswer{Answer: in.Answer, Payload: in.Payload})
+		return rydes.AnswerReceipt{Error: msg}
 	}
-	_, err := a.engine.StageAnswers(ctx, answers, rejections)
-	return err
+	return rydes.AnswerReceipt{
+		Outcome: res.Decision.Outcome, RFQStatus: res.Status,
+		Reason: res.Decision.Reason, Message: res.Decision.Message,
+	}
 }
 
 func (a *App) goLoop(name string, f func() error) {

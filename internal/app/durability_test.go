@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -10,20 +11,27 @@ import (
 )
 
 // TestDurabilityReachesBrokerAndStore starts rydes with each durability and
-// reads back what the embedded broker and SQLite were given.
+// reads back what the embedded broker and SQLite were given. The broker
+// fsyncs every write only when nothing else would heal what it loses:
+// power-loss durability with reconciliation off.
 func TestDurabilityReachesBrokerAndStore(t *testing.T) {
 	for _, tc := range []struct {
+		name        string
 		durability  app.Durability
+		reconcile   time.Duration
 		syncAlways  bool
 		synchronous int // PRAGMA synchronous: 2 FULL, 1 NORMAL
 	}{
-		{"", true, 2},
-		{app.DurabilityPowerLoss, true, 2},
-		{app.DurabilityProcessCrash, false, 1},
+		{"default", "", 0, false, 2},
+		{"power-loss", app.DurabilityPowerLoss, 0, false, 2},
+		{"power-loss without reconciliation", app.DurabilityPowerLoss, -1, true, 2},
+		{"process-crash", app.DurabilityProcessCrash, 0, false, 1},
+		{"process-crash without reconciliation", app.DurabilityProcessCrash, -1, false, 1},
 	} {
-		t.Run(string(tc.durability), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			cfg := config(t, t.TempDir(), fleet(1, 1, false))
 			cfg.Durability = tc.durability
+			cfg.ReconcileInterval = tc.reconcile
 			h := start(t, cfg)
 			require.Equal(t, tc.syncAlways, h.app.Embedded().Server().JetStreamConfig().SyncAlways)
 			n, err := h.app.SQLite().Synchronous(rydestest.Context(t))

@@ -15,7 +15,6 @@ import (
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/rydestest"
 	"github.com/wildrydes/rydes/internal/store"
-	"github.com/wildrydes/rydes/internal/wire"
 	"github.com/wildrydes/rydes/provider"
 )
 
@@ -271,7 +270,7 @@ func TestProviderIsolation(t *testing.T) {
 		body := quoteBody(t, rfq2, "1")
 		a.publishRefused(t, AnswerSubject("B"), body)
 		a.refused(t, `Publish to "`+AnswerSubject("B")+`"`, func(ctx context.Context) error {
-			_, err := a.js.Publish(ctx, AnswerSubject("B"), body)
+			_, err := a.nc.RequestWithContext(ctx, AnswerSubject("B"), body)
 			return err
 		})
 		a.publishRefused(t, "rydes.answers.>", body)
@@ -281,7 +280,7 @@ func TestProviderIsolation(t *testing.T) {
 			_, err := a.js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"rydes.dispatch.B.copy"}})
 			return err
 		})
-		a.refused(t, `Publish to "$JS.API.STREAM.UPDATE.`+AnswersStream+`"`, func(ctx context.Context) error {
+		a.refused(t, `Publish to "$JS.API.STREAM.UPDATE.`+EventsStream+`"`, func(ctx context.Context) error {
 			_, err := a.js.UpdateStream(ctx, StreamConfigs(Config{Replicas: 1})[1])
 			return err
 		})
@@ -339,11 +338,11 @@ func TestProviderIsolation(t *testing.T) {
 		a.publishRefused(t, EventSubject(rfq2, rydes.EventComplete), []byte(`{}`))
 	})
 
-	// Nothing changed: B's request still waits, undelivered; no answer was
-	// stored; the streams and queues are as they were.
+	// Nothing changed: B's request still waits, undelivered; the streams
+	// and queues are as they were.
 	ab.waitQueue(t, "B", QueueInfo{Pending: 1})
 	ab.waitQueue(t, "A", QueueInfo{Pending: 1})
-	for name, msgs := range map[string]uint64{DispatchStream: 2, AnswersStream: 0, EventsStream: 0} {
+	for name, msgs := range map[string]uint64{DispatchStream: 2, EventsStream: 0} {
 		s, err := ab.js.Stream(ctx, name)
 		require.NoError(t, err)
 		require.Equal(t, msgs, s.CachedInfo().State.Msgs, name)
@@ -398,8 +397,14 @@ func TestProviderOwnPath(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rfq1, m.Headers().Get(HeaderRFQID))
 
-	_, err = a.js.Publish(ctx, AnswerSubject("A"), quoteBody(t, rfq1, "12"))
+	answers := make(chan Inbound, 1)
+	serveAnswers(t, ab.bus, func(_ context.Context, in Inbound) rydes.AnswerReceipt {
+		answers <- in
+		return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
+	}, ServeOptions{})
+	reply, err := a.nc.RequestWithContext(ctx, AnswerSubject("A"), quoteBody(t, rfq1, "12"))
 	require.NoError(t, err)
+	require.JSONEq(t, `{"outcome":"staged","rfq_status":"open"}`, string(reply.Data))
 	require.NoError(t, m.DoubleAck(ctx))
 	ab.waitQueue(t, "A", QueueInfo{})
 
@@ -411,14 +416,11 @@ func TestProviderOwnPath(t *testing.T) {
 	ab.waitQueue(t, "A", QueueInfo{})
 	a.noViolations(t)
 
-	// The answer is A's, taken from the subject it was published on.
-	s, err := ab.js.Stream(ctx, AnswersStream)
-	require.NoError(t, err)
-	raw, err := s.GetLastMsgForSubject(ctx, AnswerSubject("A"))
-	require.NoError(t, err)
-	got, err := wire.DecodeAnswer("A", raw.Data, raw.Time)
-	require.NoError(t, err)
-	require.Equal(t, rfq1, got.RFQID)
+	// The answer is A's, taken from the subject it was sent on.
+	got := <-answers
+	require.NoError(t, got.Err)
+	require.Equal(t, "A", got.Answer.Provider)
+	require.Equal(t, rfq1, got.Answer.RFQID)
 }
 
 // TestProviderRunsThroughTheSDK runs A through the SDK end to end: its
@@ -439,16 +441,10 @@ func TestProviderRunsThroughTheSDK(t *testing.T) {
 	}()
 
 	answers := make(chan Inbound, 1)
-	gctx, stopGather := context.WithCancel(ctx)
-	gathered := make(chan error, 1)
-	go func() {
-		gathered <- ab.bus.Gather(gctx, func(_ context.Context, batch []Inbound) error {
-			for _, in := range batch {
-				answers <- in
-			}
-			return nil
-		}, GatherOptions{})
-	}()
+	stopServe := serveAnswers(t, ab.bus, func(_ context.Context, in Inbound) rydes.AnswerReceipt {
+		answers <- in
+		return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
+	}, ServeOptions{})
 	select {
 	case in := <-answers:
 		require.NoError(t, in.Err)
@@ -462,8 +458,7 @@ func TestProviderRunsThroughTheSDK(t *testing.T) {
 	ab.waitQueue(t, "B", QueueInfo{Pending: 1})
 	stopRun()
 	require.NoError(t, <-ran)
-	stopGather()
-	require.NoError(t, <-gathered)
+	require.NoError(t, stopServe())
 	a.noViolations(t)
 }
 
@@ -597,14 +592,23 @@ func TestDisconnectUserDuringCheck(t *testing.T) {
 
 // TestReplySubjectCannotForgeAnAnswer documents a limit of NATS subject
 // permissions: they do not cover reply subjects, so A can have the server
-// send its responses (a PubAck, a consumer info) to B's answer subject,
-// where the answers stream stores them. Their bodies are the server's, not
-// A's, and none is a valid answer: the gatherer refuses each as invalid.
+// or rydes send their responses (a consumer info, an answer receipt) to
+// B's answer subject, where the answer service takes them as B's. Their
+// bodies are the server's or rydes's, not A's, and none is a valid answer:
+// each is refused as invalid (and, sent without a reply subject, gets no
+// receipt, so nothing loops).
 func TestReplySubjectCannotForgeAnAnswer(t *testing.T) {
 	ab := setupAuth(t)
-	ctx := rydestest.Context(t)
 	a, err := ab.connect(t, "A", "pass-a")
 	require.NoError(t, err)
+	received := make(chan Inbound, 4)
+	serveAnswers(t, ab.bus, func(_ context.Context, in Inbound) rydes.AnswerReceipt {
+		received <- in
+		if in.Err != nil {
+			return rydes.AnswerReceipt{Outcome: rydes.OutcomeRejected, Reason: rydes.RejectInvalid, Message: in.Err.Error()}
+		}
+		return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
+	}, ServeOptions{})
 	for _, m := range []*nats.Msg{
 		{Subject: AnswerSubject("A"), Reply: AnswerSubject("B"), Data: quoteBody(t, rfq2, "1")},
 		{Subject: "$JS.API.CONSUMER.INFO." + DispatchStream + "." + ProviderQueue("A"), Reply: AnswerSubject("B")},
@@ -614,24 +618,19 @@ func TestReplySubjectCannotForgeAnAnswer(t *testing.T) {
 	require.NoError(t, a.nc.Flush())
 	a.noViolations(t)
 
-	s, err := ab.js.Stream(ctx, AnswersStream)
-	require.NoError(t, err)
-	var stored []*jetstream.RawStreamMsg
-	rydestest.WaitFor(t, "the reflected responses to be stored", func() bool {
-		stored = stored[:0]
-		for seq := uint64(1); ; seq++ {
-			m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(AnswerSubject("B")))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
-			}
-			require.NoError(t, err)
-			stored = append(stored, m)
-			seq = m.Sequence
+	byProvider := map[string][]Inbound{}
+	for range 3 { // A's answer, and the two responses reflected to B
+		select {
+		case in := <-received:
+			byProvider[in.Answer.Provider] = append(byProvider[in.Answer.Provider], in)
+		case <-time.After(rydestest.WaitTimeout):
+			t.Fatalf("got %d of 3 messages", len(byProvider["A"])+len(byProvider["B"]))
 		}
-		return len(stored) == 2
-	})
-	for _, m := range stored {
-		_, err := wire.DecodeAnswer("B", m.Data, m.Time)
-		require.Error(t, err, "a reflected response decoded as B's answer: %s", m.Data)
+	}
+	require.Len(t, byProvider["A"], 1)
+	require.NoError(t, byProvider["A"][0].Err)
+	require.Len(t, byProvider["B"], 2)
+	for _, in := range byProvider["B"] {
+		require.Error(t, in.Err, "a reflected response decoded as B's answer: %s", in.Payload)
 	}
 }

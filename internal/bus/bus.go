@@ -1,35 +1,36 @@
-// Package bus is rydes's message bus on NATS JetStream: the streams, the
-// per-provider queues requests are scattered to, the shared consumer answers
-// are gathered from, and an embedded server for running on one machine.
+// Package bus is rydes's message bus on NATS: the JetStream streams and the
+// per-provider queues requests are scattered to, the service answers are
+// gathered by, and an embedded server for running on one machine.
 //
-// Three streams carry everything:
+// Two streams carry what rydes publishes:
 //
 //	RYDES_DISPATCH  rydes.dispatch.<provider>        work queue: one durable
 //	                                                 consumer per provider IS
 //	                                                 that provider's queue
-//	RYDES_ANSWERS   rydes.answers.<provider>         work queue: a provider
-//	                                                 publishes only its own;
-//	                                                 the "gatherer" consumer,
-//	                                                 shared by every rydes
-//	                                                 instance, takes them
 //	RYDES_EVENTS    rydes.events.<rfq id>.<type>     limits: RFQ events for
 //	                                                 watchers, kept 24h
 //
+// Answers come back as requests, not through a stream: a provider sends
+// its answer on rydes.answers.<provider> and waits for the reply, which
+// every rydes instance's answer service (ServeAnswers, one queue group)
+// sends once the answer is staged in the database. The database's group
+// commit is then the one durable write an answer costs, and a provider
+// holds nothing acknowledged that rydes could lose.
+//
 // Every stream is bounded in age (MaxAge), bytes and messages
-// (StreamLimits). The two work queues refuse what does not fit (DiscardNew):
-// a publication to a full dispatch stream fails, so the outbox keeps the
-// request and re-sends it once there is room, instead of the broker
-// silently dropping the oldest requests nobody took yet; a provider whose
-// answer does not fit gets an error and keeps the request unacknowledged.
-// The events stream drops its oldest events (DiscardOld): the store holds
-// every RFQ's state, events are only a window onto it.
+// (StreamLimits). The dispatch stream refuses what does not fit
+// (DiscardNew): a publication to a full stream fails, so the outbox keeps
+// the request and re-sends it once there is room, instead of the broker
+// silently dropping the oldest requests nobody took yet. The events stream
+// drops its oldest events (DiscardOld): the store holds every RFQ's state,
+// events are only a window onto it.
 //
 // Every publication carries a Nats-Msg-Id, so re-publishing within the
 // streams' duplicate window stores nothing twice.
 //
 // The embedded server can authenticate providers (EmbeddedConfig.Providers):
 // each then connects with its own credentials and may only pull from its
-// own queue, publish its own answers and read its own inbox
+// own queue, send its own answers and read its own inbox
 // (ProviderPermissions); rydes's own connections use an internal user.
 package bus
 
@@ -48,14 +49,15 @@ import (
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/internal/store"
-	"github.com/wildrydes/rydes/internal/wire"
 )
 
 // Stream names.
 const (
 	DispatchStream = "RYDES_DISPATCH" // requests, one subject per provider
-	AnswersStream  = "RYDES_ANSWERS"  // quotes and declines, one subject per provider
 	EventsStream   = "RYDES_EVENTS"   // RFQ events
+	// AnswersStream held answers before they were sent as requests to
+	// rydes (ServeAnswers); a Bus drains and deletes it where it remains.
+	AnswersStream = "RYDES_ANSWERS"
 )
 
 // Subject prefixes; the subject helpers append the variable tokens.
@@ -68,8 +70,9 @@ const (
 	StoredEventSubjectPrefix = "rydes.stored.events."
 )
 
-// GathererConsumer is the durable consumer on AnswersStream that every rydes
-// instance shares to gather answers.
+// GathererConsumer is the durable consumer on AnswersStream that rydes
+// instances shared to gather answers; only draining the retired stream
+// uses it.
 const GathererConsumer = "gatherer"
 
 // ProviderQueuePrefix prefixes a provider's id to name its durable
@@ -86,11 +89,6 @@ const (
 	DuplicateWindow = 2 * time.Minute
 	// MaxAge is how long a message is kept at most; RFQs live minutes.
 	MaxAge = 24 * time.Hour
-	// MaxAnswerMsgBytes bounds a message on AnswersStream. It is larger than
-	// wire.MaxAnswerBytes so that a body slightly too large still reaches
-	// the gatherer and is refused with a clear reason, while a provider
-	// publishing far too much gets an error from JetStream.
-	MaxAnswerMsgBytes = 4 * wire.MaxAnswerBytes
 )
 
 // Default stream bounds (StreamLimits), per stream. JetStream reserves a
@@ -99,8 +97,6 @@ const (
 const (
 	DefaultDispatchMaxBytes = 1 << 30 // 1 GiB of requests not yet acknowledged by their provider
 	DefaultDispatchMaxMsgs  = 1_000_000
-	DefaultAnswersMaxBytes  = 256 << 20 // 256 MiB of answers not yet gathered
-	DefaultAnswersMaxMsgs   = 1_000_000
 	DefaultEventsMaxBytes   = 1 << 30 // 1 GiB of events (the last MaxAge at most)
 	DefaultEventsMaxMsgs    = 5_000_000
 )
@@ -126,8 +122,6 @@ func (l StreamLimits) withDefaults(maxBytes, maxMsgs int64) StreamLimits {
 const (
 	// ProviderMaxAckPending bounds the requests a provider holds unacked.
 	ProviderMaxAckPending = 1000
-	// gathererMaxAckPending bounds the answers all gatherers hold unacked.
-	gathererMaxAckPending = 10_000
 )
 
 // Publication limits.
@@ -167,10 +161,9 @@ type Config struct {
 	// AckWait is how long a consumer waits for a message's ack before
 	// redelivering it. Default 30s.
 	AckWait time.Duration
-	// Dispatch, Answers and Events bound the streams DispatchStream,
-	// AnswersStream and EventsStream; zero fields take the Default*
-	// constants.
-	Dispatch, Answers, Events StreamLimits
+	// Dispatch and Events bound the streams DispatchStream and
+	// EventsStream; zero fields take the Default* constants.
+	Dispatch, Events StreamLimits
 }
 
 // withDefaults returns cfg with its zero fields set to their defaults, or
@@ -188,13 +181,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.AckWait < time.Second {
 		return Config{}, fmt.Errorf("ack wait must be at least 1s, got %s", cfg.AckWait)
 	}
-	for name, l := range map[string]StreamLimits{DispatchStream: cfg.Dispatch, AnswersStream: cfg.Answers, EventsStream: cfg.Events} {
+	for name, l := range map[string]StreamLimits{DispatchStream: cfg.Dispatch, EventsStream: cfg.Events} {
 		if l.MaxBytes < 0 || l.MaxMsgs < 0 {
 			return Config{}, fmt.Errorf("stream %s: limits must not be negative, got %d bytes, %d messages", name, l.MaxBytes, l.MaxMsgs)
 		}
 	}
 	cfg.Dispatch = cfg.Dispatch.withDefaults(DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs)
-	cfg.Answers = cfg.Answers.withDefaults(DefaultAnswersMaxBytes, DefaultAnswersMaxMsgs)
 	cfg.Events = cfg.Events.withDefaults(DefaultEventsMaxBytes, DefaultEventsMaxMsgs)
 	return cfg, nil
 }
@@ -282,20 +274,6 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			MaxBytes: cfg.Dispatch.MaxBytes,
 			MaxMsgs:  cfg.Dispatch.MaxMsgs,
 			Discard:  jetstream.DiscardNew,
-		},
-		{
-			Name:        AnswersStream,
-			Description: "rydes: quotes and declines, one subject per provider",
-			Subjects:    []string{AnswerSubjectPrefix + "*"},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			Duplicates:  DuplicateWindow,
-			MaxAge:      MaxAge,
-			MaxMsgSize:  MaxAnswerMsgBytes,
-			MaxBytes:    cfg.Answers.MaxBytes,
-			MaxMsgs:     cfg.Answers.MaxMsgs,
-			Discard:     jetstream.DiscardNew,
 		},
 		{
 			Name:        EventsStream,
@@ -628,228 +606,4 @@ func (b *Bus) Redispatch(ctx context.Context, provider string, req rydes.Provide
 		return fmt.Errorf("redispatch %s to provider %s: %w", req.RFQID, provider, err)
 	}
 	return nil
-}
-
-// Inbound is one answer taken from AnswersStream.
-type Inbound struct {
-	// Answer is the decoded answer. Its Provider is the one whose subject
-	// it was published on; ReceivedAt is when JetStream stored it. When Err
-	// is set, Answer has only Provider, ReceivedAt and, if the payload names
-	// a well-formed one, RFQID.
-	Answer rydes.Answer
-	// Payload is the message body as received.
-	Payload []byte
-	// Err is why the payload did not decode to a valid answer (a
-	// *rydes.Error), or nil.
-	Err error
-}
-
-// GatherFunc handles a batch of answers. If it returns nil, the whole batch
-// is acknowledged; otherwise the whole batch is redelivered later, so it
-// must be idempotent.
-type GatherFunc func(ctx context.Context, batch []Inbound) error
-
-// GatherOptions tunes Gather.
-type GatherOptions struct {
-	// MaxBatch is the largest batch handed to the GatherFunc. Default 256.
-	MaxBatch int
-	// RetryDelay is how long a batch that failed waits before it is
-	// redelivered. Default 1s.
-	RetryDelay time.Duration
-}
-
-// Gather consumes answers from the durable consumer GathererConsumer, which
-// any number of rydes instances share, until ctx is done or the bus is
-// closed. It commits in groups: it waits for one answer, adds whatever else
-// has already arrived up to MaxBatch without waiting, and calls handler
-// with the batch. It acks the batch once handler returned nil, and naks it
-// for redelivery after RetryDelay otherwise. Stopped, it lets the fetch in
-// flight end (at most a second) and stages what that brought, so a clean
-// stop leaves nothing unacknowledged. It returns nil when stopped by ctx or
-// Close, and an error if it could not start or consuming stopped on its own
-// (the consumer was deleted, the connection closed).
-func (b *Bus) Gather(ctx context.Context, handler GatherFunc, opts GatherOptions) error {
-	if handler == nil {
-		return errors.New("gather: a handler is required")
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
-	}
-	if opts.RetryDelay <= 0 {
-		opts.RetryDelay = time.Second
-	}
-	if err := b.enter(); err != nil {
-		return fmt.Errorf("gather: %w", err)
-	}
-	defer b.wg.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-b.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, AnswersStream, jetstream.ConsumerConfig{
-		Durable:       GathererConsumer,
-		Description:   "rydes: gathers answers into the store; shared by every instance",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.cfg.AckWait,
-		MaxAckPending: gathererMaxAckPending,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("gather: create or update consumer %s: %w", GathererConsumer, err)
-	}
-
-	// Pull with bounded fetches rather than a continuous consume: a fetch
-	// is a pull request that ends (filled, or after fetchWait), and its
-	// subscription lives until it has, so every message the server sends
-	// for it arrives. A stop lets the current fetch end and stages what it
-	// brought: nothing is left unacknowledged for the ack wait, as with a
-	// consume whose pending pull still delivers after it unsubscribed.
-	batch := make([]jetstream.Msg, 0, opts.MaxBatch)
-	for ctx.Err() == nil {
-		fetched, err := cons.Fetch(2*opts.MaxBatch, jetstream.FetchMaxWait(fetchWait))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("gather: fetch from %s: %w", GathererConsumer, err)
-		}
-		batch = b.handleFetched(ctx, handler, fetched.Messages(), batch, opts)
-		if err := fetched.Error(); err != nil && ctx.Err() == nil {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-				errors.Is(err, nats.ErrConnectionClosed) {
-				return fmt.Errorf("gather: consuming stopped: %w", err)
-			}
-			b.log.Warn("gather: fetch", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(opts.RetryDelay):
-			}
-		}
-	}
-	return nil
-}
-
-// fetchWait is how long one fetch waits for answers; it bounds how long a
-// stopping Gather waits for the fetch in flight to end.
-const fetchWait = time.Second
-
-// handleFetched stages the messages of one fetch as they arrive, in groups:
-// it waits for one, adds whatever else has already arrived up to MaxBatch,
-// and hands the group to handler, until the fetch ended. A group once
-// fetched is seen through even if a stop comes meanwhile (handing it back
-// would cost an ack wait). batch is scratch space, returned for reuse.
-func (b *Bus) handleFetched(ctx context.Context, handler GatherFunc, msgs <-chan jetstream.Msg, batch []jetstream.Msg, opts GatherOptions) []jetstream.Msg {
-	for {
-		m, ok := <-msgs
-		if !ok {
-			return batch
-		}
-		batch = append(batch[:0], m)
-		open := true
-	fill:
-		for len(batch) < opts.MaxBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
-		b.handleBatch(hctx, handler, batch, opts.RetryDelay)
-		cancel()
-		if !open {
-			return batch
-		}
-	}
-}
-
-// handleTimeout bounds one batch's handling, which a stop does not cut
-// short.
-const handleTimeout = 30 * time.Second
-
-// handleBatch decodes batch, hands it to handler and acks or naks it.
-func (b *Bus) handleBatch(ctx context.Context, handler GatherFunc, batch []jetstream.Msg, retryDelay time.Duration) {
-	in := make([]Inbound, len(batch))
-	for i, m := range batch {
-		in[i] = decodeInbound(m)
-	}
-	if err := handler(ctx, in); err != nil {
-		b.log.Error("gather: handler failed; the batch will be redelivered", "batch", len(batch), "retry_in", retryDelay, "err", err)
-		for _, m := range batch {
-			b.nak(m, retryDelay)
-		}
-		return
-	}
-	// Acks are fire-and-forget except the last, which waits for the
-	// server's reply: the server handles one connection's acks in order, so
-	// once it confirms the last the whole batch is acknowledged. Without
-	// that, acks still queued in the server when it shuts down are lost and
-	// their answers wait out the ack wait to be staged (idempotently) again.
-	last := len(batch) - 1
-	for _, m := range batch[:last] {
-		if err := m.Ack(); err != nil {
-			// The answer will be redelivered and staged again, idempotently.
-			b.log.Warn("gather: ack", "subject", m.Subject(), "err", err)
-		}
-	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackSyncTimeout)
-	defer cancel()
-	if err := batch[last].DoubleAck(actx); err != nil {
-		b.log.Warn("gather: ack", "subject", batch[last].Subject(), "err", err)
-	}
-}
-
-// ackSyncTimeout bounds the wait for the server to confirm a batch's acks.
-const ackSyncTimeout = 5 * time.Second
-
-func (b *Bus) nak(m jetstream.Msg, delay time.Duration) {
-	var err error
-	if delay > 0 {
-		err = m.NakWithDelay(delay)
-	} else {
-		err = m.Nak()
-	}
-	if err != nil {
-		b.log.Warn("gather: nak", "subject", m.Subject(), "err", err)
-	}
-}
-
-// decodeInbound decodes one message of AnswersStream. The provider is the
-// last token of its subject, never anything in the body.
-func decodeInbound(m jetstream.Msg) Inbound {
-	provider, ok := strings.CutPrefix(m.Subject(), AnswerSubjectPrefix)
-	if !ok {
-		provider = ""
-	}
-	received := time.Now()
-	if md, err := m.Metadata(); err == nil && !md.Timestamp.IsZero() {
-		received = md.Timestamp
-	}
-	// Microseconds: what every store keeps, so a redelivery compares equal.
-	received = received.UTC().Truncate(time.Microsecond)
-	body := m.Data()
-	a, err := wire.DecodeAnswer(provider, body, received)
-	if err != nil {
-		return Inbound{
-			Answer:  rydes.Answer{RFQID: wire.RFQIDOf(body), Provider: provider, ReceivedAt: received},
-			Payload: body,
-			Err:     err,
-		}
-	}
-	return Inbound{Answer: a, Payload: body}
 }

@@ -3,11 +3,9 @@ package bus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,13 +46,20 @@ func setup(t testing.TB, sync bool) *bundle {
 	return &bundle{emb: emb, nc: nc, bus: b, js: b.JetStream()}
 }
 
-// gather runs Gather in the background until the test ends, and returns a
-// function that stops it and returns its error.
-func (bb *bundle) gather(t testing.TB, h GatherFunc, opts GatherOptions) (stop func() error) {
+// serveAnswers runs b.ServeAnswers with h in the background until the
+// test ends, and returns a function that stops it and returns its error.
+func serveAnswers(t testing.TB, b *Bus, h AnswerHandler, opts ServeOptions) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(rydestest.Context(t))
 	done := make(chan error, 1)
-	go func() { done <- bb.bus.Gather(ctx, h, opts) }()
+	ready := make(chan struct{})
+	opts.Ready = func() { close(ready) }
+	go func() { done <- b.ServeAnswers(ctx, h, opts) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("ServeAnswers did not start: %v", err)
+	}
 	var once sync.Once
 	var err error
 	stop = func() error {
@@ -63,7 +68,7 @@ func (bb *bundle) gather(t testing.TB, h GatherFunc, opts GatherOptions) (stop f
 			select {
 			case err = <-done:
 			case <-time.After(rydestest.WaitTimeout):
-				t.Errorf("Gather did not return after its context was cancelled")
+				t.Errorf("ServeAnswers did not return after its context was cancelled")
 			}
 		})
 		return err
@@ -136,7 +141,6 @@ func TestStreamsConfig(t *testing.T) {
 		// The work queues refuse what does not fit rather than drop what
 		// nobody took yet; events are a window, the oldest go first.
 		DispatchStream: {[]string{"rydes.dispatch.*"}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs},
-		AnswersStream:  {[]string{"rydes.answers.*"}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, DefaultAnswersMaxBytes, DefaultAnswersMaxMsgs},
 		EventsStream:   {[]string{"rydes.events.>"}, jetstream.LimitsPolicy, jetstream.DiscardOld, DefaultEventsMaxBytes, DefaultEventsMaxMsgs},
 	}
 	for name, w := range want {
@@ -153,6 +157,10 @@ func TestStreamsConfig(t *testing.T) {
 		require.Equal(t, w.maxBytes, cfg.MaxBytes, name)
 		require.Equal(t, w.maxMsgs, cfg.MaxMsgs, name)
 	}
+
+	// Answers are requests to rydes, not stored by the broker.
+	_, err := bb.js.Stream(ctx, AnswersStream)
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
 
 	// Creating the bus again updates the streams in place.
 	b2, err := New(ctx, bb.nc, Config{})
@@ -215,17 +223,6 @@ func TestFullDispatchStreamRefusesNewRequests(t *testing.T) {
 
 // A full answers stream refuses a provider's answer: the provider gets an
 // error (and keeps its request unacknowledged), nothing is dropped.
-func TestFullAnswersStreamRefusesNewAnswers(t *testing.T) {
-	bb := setupLimited(t, Config{Answers: StreamLimits{MaxMsgs: 1}})
-	ctx := rydestest.Context(t)
-	_, err := bb.js.Publish(ctx, AnswerSubject("p1"), quoteBody(t, rfq1, "10"))
-	require.NoError(t, err)
-	_, err = bb.js.Publish(ctx, AnswerSubject("p2"), quoteBody(t, rfq1, "11"))
-	require.Error(t, err, "the second answer does not fit")
-	require.EqualValues(t, 1, bb.streamMsgs(t, AnswersStream))
-}
-
-// The events stream keeps the newest events when it is full.
 func TestFullEventsStreamDropsTheOldest(t *testing.T) {
 	bb := setupLimited(t, Config{Events: StreamLimits{MaxMsgs: 2}})
 	ctx := rydestest.Context(t)
@@ -391,263 +388,6 @@ func TestDeleteProviderQueue(t *testing.T) {
 	require.Error(t, bb.bus.DeleteProviderQueue(ctx, "*"))
 }
 
-func TestGatherBatchesAndAcksAfterSuccess(t *testing.T) {
-	bb := setup(t, false)
-	ctx := rydestest.Context(t)
-	const n = 20
-	for i := range n {
-		publishAnswer(t, bb.js, fmt.Sprintf("p%d", i), quoteBody(t, rfq1, fmt.Sprintf("%d.50", i+1)))
-	}
-
-	var (
-		mu      sync.Mutex
-		batches [][]Inbound
-		handled = make(chan struct{}, n)
-	)
-	bb.gather(t, func(ctx context.Context, batch []Inbound) error {
-		// Nothing in the batch is acked before the handler returns: the
-		// work queue still holds every message of it.
-		s, err := bb.js.Stream(ctx, AnswersStream)
-		if err != nil {
-			return err
-		}
-		if got := s.CachedInfo().State.Msgs; got < uint64(len(batch)) {
-			t.Errorf("stream holds %d messages while a batch of %d is being handled", got, len(batch))
-		}
-		mu.Lock()
-		batches = append(batches, batch)
-		mu.Unlock()
-		for range batch {
-			handled <- struct{}{}
-		}
-		return nil
-	}, GatherOptions{MaxBatch: 8})
-
-	for range n {
-		select {
-		case <-handled:
-		case <-ctx.Done():
-			t.Fatal("timed out waiting for answers")
-		}
-	}
-	rydestest.WaitFor(t, "the answers stream to be empty (all acked)", func() bool {
-		return bb.streamMsgs(t, AnswersStream) == 0
-	})
-
-	mu.Lock()
-	defer mu.Unlock()
-	seen := map[string]bool{}
-	for _, batch := range batches {
-		require.LessOrEqual(t, len(batch), 8)
-		for _, in := range batch {
-			require.NoError(t, in.Err)
-			require.Equal(t, rfq1, in.Answer.RFQID)
-			require.Equal(t, rydes.AnswerQuote, in.Answer.Kind)
-			require.False(t, in.Answer.ReceivedAt.IsZero())
-			require.Equal(t, time.UTC, in.Answer.ReceivedAt.Location())
-			require.NotEmpty(t, in.Payload)
-			seen[in.Answer.Provider] = true
-		}
-	}
-	require.Len(t, seen, n)
-}
-
-func TestGatherRedeliversAfterHandlerError(t *testing.T) {
-	bb := setup(t, false)
-	publishAnswer(t, bb.js, "p1", quoteBody(t, rfq1, "10"))
-
-	calls := make(chan []Inbound, 4)
-	var attempt int
-	bb.gather(t, func(ctx context.Context, batch []Inbound) error {
-		attempt++
-		calls <- batch
-		if attempt == 1 {
-			return errors.New("database unavailable")
-		}
-		return nil
-	}, GatherOptions{RetryDelay: 10 * time.Millisecond})
-
-	ctx := rydestest.Context(t)
-	var first, second []Inbound
-	for _, p := range []*[]Inbound{&first, &second} {
-		select {
-		case *p = <-calls:
-		case <-ctx.Done():
-			t.Fatal("timed out waiting for the handler")
-		}
-	}
-	require.Len(t, first, 1)
-	require.Len(t, second, 1)
-	require.Equal(t, first[0].Answer, second[0].Answer, "the redelivery is the same answer, received at the same time")
-	rydestest.WaitFor(t, "the answers stream to be empty", func() bool {
-		return bb.streamMsgs(t, AnswersStream) == 0
-	})
-}
-
-func TestGatherDecodeFailureReachesHandler(t *testing.T) {
-	bb := setup(t, false)
-	publishAnswer(t, bb.js, "p1", []byte(`{not json`))
-	publishAnswer(t, bb.js, "p2", []byte(`{"rfq_id":"`+rfq1+`","kind":"quote"}`))
-	// A body claiming to come from another provider is refused, and the
-	// provider is the one whose subject it came on.
-	publishAnswer(t, bb.js, "p3", []byte(`{"rfq_id":"`+rfq1+`","kind":"decline","provider":"p4"}`))
-	publishAnswer(t, bb.js, "p5", []byte(`{"rfq_id":"`+rfq1+`","kind":"decline"}`))
-	// Too large for an answer, not for the stream: refused with a reason.
-	publishAnswer(t, bb.js, "p6", []byte(`{"rfq_id":"`+rfq1+`","kind":"decline","reason":"`+strings.Repeat("x", wire.MaxAnswerBytes)+`"}`))
-
-	// Far too large: JetStream refuses it to the provider.
-	_, err := bb.js.Publish(rydestest.Context(t), AnswerSubject("p7"), make([]byte, MaxAnswerMsgBytes+1))
-	require.Error(t, err)
-
-	got := make(chan Inbound, 5)
-	bb.gather(t, func(ctx context.Context, batch []Inbound) error {
-		for _, in := range batch {
-			got <- in
-		}
-		return nil
-	}, GatherOptions{})
-
-	ctx := rydestest.Context(t)
-	byProvider := map[string]Inbound{}
-	for range 5 {
-		select {
-		case in := <-got:
-			byProvider[in.Answer.Provider] = in
-		case <-ctx.Done():
-			t.Fatal("timed out waiting for the handler")
-		}
-	}
-
-	p1 := byProvider["p1"]
-	require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(p1.Err))
-	require.Empty(t, p1.Answer.RFQID)
-	require.Equal(t, `{not json`, string(p1.Payload))
-	require.False(t, p1.Answer.ReceivedAt.IsZero())
-
-	p2 := byProvider["p2"]
-	require.Equal(t, "price.amount", rydes.ErrorFieldOf(p2.Err))
-	require.Equal(t, rfq1, p2.Answer.RFQID, "the RFQ of a refused answer is kept when it is readable")
-	require.Empty(t, p2.Answer.Kind)
-
-	p3 := byProvider["p3"]
-	require.Equal(t, "provider", rydes.ErrorFieldOf(p3.Err))
-	require.Equal(t, "p3", p3.Answer.Provider)
-	require.NotContains(t, byProvider, "p4")
-
-	p5 := byProvider["p5"]
-	require.NoError(t, p5.Err)
-	require.Equal(t, rydes.Answer{RFQID: rfq1, Provider: "p5", Kind: rydes.AnswerDecline, ReceivedAt: p5.Answer.ReceivedAt}, p5.Answer)
-
-	p6 := byProvider["p6"]
-	require.Equal(t, rydes.ETOOLARGE, rydes.ErrorCodeOf(p6.Err))
-	require.Empty(t, p6.Answer.RFQID, "a body too large is not read at all")
-
-	rydestest.WaitFor(t, "the answers stream to be empty", func() bool {
-		return bb.streamMsgs(t, AnswersStream) == 0
-	})
-}
-
-func TestGatherStops(t *testing.T) {
-	bb := setup(t, false)
-	stop := bb.gather(t, func(context.Context, []Inbound) error { return nil }, GatherOptions{})
-	require.NoError(t, stop())
-
-	// Close stops a running Gather too.
-	done := make(chan error, 1)
-	go func() {
-		done <- bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{})
-	}()
-	// Wait until it consumes, so that Close has something to stop.
-	rydestest.WaitFor(t, "the gatherer to pull", func() bool {
-		c, err := bb.js.Consumer(rydestest.Context(t), AnswersStream, GathererConsumer)
-		return err == nil && c.CachedInfo().NumWaiting > 0
-	})
-	bb.bus.Close()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(rydestest.WaitTimeout):
-		t.Fatal("Gather did not return after Close")
-	}
-	require.Error(t, bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{}))
-	_, err := bb.bus.Publish(rydestest.Context(t), nil)
-	require.Error(t, err)
-}
-
-// A stopping Gather sees through the batch it is handling and stages what
-// it had pulled but not yet handled, acknowledging all of it, rather than
-// leave it to the ack wait: nothing it took is left unacknowledged.
-func TestGatherStopStagesWhatItPulled(t *testing.T) {
-	bb := setup(t, false)
-	const n = 40
-	for i := range n {
-		publishAnswer(t, bb.js, fmt.Sprintf("p%d", i), quoteBody(t, rfq1, "10"))
-	}
-	var (
-		mu      sync.Mutex
-		handled = map[string]int{}
-	)
-	inFirst := make(chan struct{})
-	release := make(chan struct{})
-	var calls atomic.Int32
-	stop := bb.gather(t, func(ctx context.Context, batch []Inbound) error {
-		if calls.Add(1) == 1 {
-			close(inFirst)
-			<-release // the stop comes while this batch is being handled
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, in := range batch {
-			handled[in.Answer.Provider]++
-		}
-		return nil
-	}, GatherOptions{MaxBatch: 4})
-
-	<-inFirst
-	// The consume callback has pulled more than the first batch meanwhile.
-	rydestest.WaitFor(t, "the gatherer to pull beyond its first batch", func() bool {
-		c, err := bb.js.Consumer(rydestest.Context(t), AnswersStream, GathererConsumer)
-		return err == nil && c.CachedInfo().NumAckPending > 4
-	})
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
-	close(release)
-	require.NoError(t, <-stopped)
-
-	c, err := bb.js.Consumer(rydestest.Context(t), AnswersStream, GathererConsumer)
-	require.NoError(t, err)
-	info := c.CachedInfo()
-	require.Zero(t, info.NumAckPending, "answers left unacknowledged by a clean stop")
-	require.Zero(t, info.NumRedelivered, "answers handed back for redelivery by a clean stop")
-	mu.Lock()
-	defer mu.Unlock()
-	for p, k := range handled {
-		require.Equal(t, 1, k, "answer of %s handled %d times", p, k)
-	}
-	require.Equal(t, uint64(n), uint64(len(handled))+info.NumPending, "every answer is either staged or still waiting in the stream")
-	require.Greater(t, len(handled), 4, "the answers pulled beyond the first batch were staged")
-}
-
-func TestGatherReturnsWhenConsumerDeleted(t *testing.T) {
-	bb := setup(t, false)
-	done := make(chan error, 1)
-	go func() {
-		done <- bb.bus.Gather(rydestest.Context(t), func(context.Context, []Inbound) error { return nil }, GatherOptions{})
-	}()
-	ctx := rydestest.Context(t)
-	rydestest.WaitFor(t, "the gatherer to pull", func() bool {
-		c, err := bb.js.Consumer(ctx, AnswersStream, GathererConsumer)
-		return err == nil && c.CachedInfo().NumWaiting > 0
-	})
-	require.NoError(t, bb.js.DeleteConsumer(ctx, AnswersStream, GathererConsumer))
-	select {
-	case err := <-done:
-		require.Error(t, err)
-	case <-ctx.Done():
-		t.Fatal("Gather did not return after its consumer was deleted")
-	}
-}
-
 func TestEmbeddedListens(t *testing.T) {
 	ctx := rydestest.Context(t)
 	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: rydestest.Logger(t)})
@@ -742,52 +482,6 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		})
-	}
-}
-
-func BenchmarkGatherLoop(b *testing.B) {
-	for _, syncAlways := range []bool{false, true} {
-		b.Run(fmt.Sprintf("sync=%v", syncAlways), func(b *testing.B) {
-			bb := setup(b, syncAlways)
-			ctx := rydestest.Context(b)
-			for i := range b.N {
-				body := quoteBody(b, rydes.NewID(), "12.50")
-				if _, err := bb.js.PublishAsync(AnswerSubject(fmt.Sprintf("p%d", i%50)), body); err != nil {
-					b.Fatal(err)
-				}
-				if i%500 == 499 || i == b.N-1 {
-					select {
-					case <-bb.js.PublishAsyncComplete():
-					case <-ctx.Done():
-						b.Fatal("timed out publishing answers")
-					}
-				}
-			}
-
-			done := make(chan struct{})
-			var got, batches int
-			b.ReportAllocs()
-			b.ResetTimer()
-			stop := bb.gather(b, func(_ context.Context, batch []Inbound) error {
-				got += len(batch)
-				batches++
-				if got == b.N {
-					close(done)
-				}
-				return nil
-			}, GatherOptions{})
-			select {
-			case <-done:
-			case <-ctx.Done():
-				b.Fatal("timed out gathering answers")
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "answers/s")
-			b.ReportMetric(float64(got)/float64(batches), "answers/batch")
-			if err := stop(); err != nil {
-				b.Fatal(err)
-			}
 		})
 	}
 }

@@ -114,21 +114,3 @@ func (b *Bus) TakeAckedSeq(name string) uint64 {
 	delete(b.acks.high, name)
 	return seq
 }
-
-// AnswersWatermark returns when the oldest answer still in AnswersStream
-// was stored, and false if the stream is empty. AnswersStream is a work
-// queue: an answer leaves it once a gatherer staged (or refused) it and
-// acknowledged it, so this is the oldest answer not yet staged, whether it
-// waits to be fetched or was fetched by a gatherer that has not finished
-// with it (or died with it: it comes back after the ack wait).
-func (b *Bus) AnswersWatermark(ctx context.Context) (time.Time, bool, error) {
-	s, err := b.js.Stream(ctx, AnswersStream)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("answers watermark: %w", err)
-	}
-	st := s.CachedInfo().State
-	if st.Msgs == 0 {
-		return time.Time{}, false, nil
-	}
-	return st.FirstTime.UTC(), true, nil
-}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -358,6 +359,7 @@ func (h *eventHub) close() {
 type sequencer struct {
 	next    int64 // the seq to release next
 	pending map[int64]rydes.Event
+	final   bool // a final event is held back
 }
 
 func newSequencer(afterSeq int64) *sequencer {
@@ -366,7 +368,11 @@ func newSequencer(afterSeq int64) *sequencer {
 
 // add takes one event and returns the events now ready to send, in order,
 // and how many seqs it gave up on, if holding back exceeded
-// watchMaxReorder (then the events resume from the earliest held back).
+// watchMaxReorder or a final event came (then the events resume from the
+// earliest held back). A final event comes last, published after every
+// other event of its RFQ: a seq still missing then is one the broker lost
+// (see package reconcile), and waiting for it would keep the watcher from
+// ever seeing the end.
 func (s *sequencer) add(ev rydes.Event) (ready []rydes.Event, skipped int64) {
 	if ev.Seq < s.next {
 		return nil, 0 // already sent, or before the start
@@ -375,21 +381,28 @@ func (s *sequencer) add(ev rydes.Event) (ready []rydes.Event, skipped int64) {
 		return nil, 0
 	}
 	s.pending[ev.Seq] = ev
-	if _, ok := s.pending[s.next]; !ok && len(s.pending) > watchMaxReorder {
-		earliest := ev.Seq
+	if ev.Type.Final() {
+		s.final = true
+	}
+	for {
+		for {
+			e, ok := s.pending[s.next]
+			if !ok {
+				break
+			}
+			delete(s.pending, s.next)
+			ready = append(ready, e)
+			s.next++
+		}
+		if len(s.pending) == 0 || !(s.final || len(s.pending) > watchMaxReorder) {
+			return ready, skipped
+		}
+		// Give up on the gap: resume from the earliest held back.
+		earliest := int64(math.MaxInt64)
 		for seq := range s.pending {
 			earliest = min(earliest, seq)
 		}
-		skipped = earliest - s.next
+		skipped += earliest - s.next
 		s.next = earliest
-	}
-	for {
-		e, ok := s.pending[s.next]
-		if !ok {
-			return ready, skipped
-		}
-		delete(s.pending, s.next)
-		ready = append(ready, e)
-		s.next++
 	}
 }

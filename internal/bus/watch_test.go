@@ -306,6 +306,17 @@ func TestSequencer(t *testing.T) {
 	require.EqualValues(t, 1, skipped)
 	require.Len(t, got, watchMaxReorder+1)
 	require.EqualValues(t, 2, got[0].Seq)
+
+	// A final event after a gap (events the broker lost) ends the wait:
+	// the watcher gets what is held and the end.
+	s = newSequencer(0)
+	got, _ = s.add(ev(1))
+	require.Equal(t, []int64{1}, seqs(got))
+	got, _ = s.add(ev(3))
+	require.Empty(t, got)
+	got, skipped = s.add(rydes.Event{RFQID: rfq1, Seq: 5, Type: rydes.EventComplete})
+	require.EqualValues(t, 2, skipped, "2 and 4 never came")
+	require.Equal(t, []int64{3, 5}, seqs(got))
 }
 
 // TestEmbeddedAllowsManyConsumers checks that the embedded server takes

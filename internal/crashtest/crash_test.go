@@ -12,8 +12,9 @@
 //     request is final, and the quotes shown are at most the asked;
 //  3. each request's events are numbered 1..n without gap or repeat, with
 //     exactly one final event, last, matching the stored status;
-//  4. no answer waits unprocessed on RYDES_ANSWERS (the gatherer consumer
-//     has nothing pending and nothing unacknowledged).
+//  4. every provider's queue drains: no request waits unanswered or
+//     unacknowledged (a provider acknowledges a request only once rydes
+//     replied that its answer is staged).
 //
 // Flags: -crash.kills N (default 20), -crash.long (at least 200 kills),
 // -crash.seed S (0: from the clock).
@@ -562,7 +563,7 @@ func runCrash(t *testing.T, sig syscall.Signal, rounds int) {
 	}
 	events := checkEvents(t, js, rows)
 	phase("events checked")
-	checkAnswers(t, js)
+	checkQueuesDrained(t, js)
 	phase("answers checked")
 
 	t.Logf("figures (%s): %d rounds; requests accepted %d, completed %d, expired %d, lost %d; "+
@@ -865,37 +866,52 @@ func types(e []rydes.Event) []rydes.EventType {
 	return s
 }
 
-// checkAnswers waits for the gatherer consumer to have nothing pending and
-// nothing unacknowledged: every answer a provider published was staged (or
-// refused and recorded). An answer pulled by a killed process comes back
-// after the ack wait, hence the longer bound.
-func checkAnswers(t *testing.T, js jetstream.JetStream) {
+// checkQueuesDrained waits for every provider's queue to have nothing
+// pending and nothing unacknowledged: every request was answered (its
+// answer staged, or refused and recorded) or acknowledged past its
+// deadline. A request a killed process held comes back after the ack wait,
+// hence the longer bound.
+func checkQueuesDrained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ackWaitBound)
 	defer cancel()
-	cons, err := js.Consumer(ctx, bus.AnswersStream, bus.GathererConsumer)
+	s, err := js.Stream(ctx, bus.DispatchStream)
 	if err != nil {
-		t.Fatalf("gatherer consumer: %v", err)
+		t.Fatalf("dispatch stream: %v", err)
 	}
-	var info *jetstream.ConsumerInfo
+	var queues []string
+	names := s.ConsumerNames(ctx)
+	for n := range names.Name() {
+		queues = append(queues, n)
+	}
+	if err := names.Err(); err != nil {
+		t.Fatalf("list provider queues: %v", err)
+	}
+	if len(queues) == 0 {
+		t.Fatal("no provider queues")
+	}
 	deadline := time.Now().Add(ackWaitBound)
-	for first := true; ; first = false {
-		info, err = cons.Info(ctx)
-		if first && err == nil && (info.NumPending != 0 || info.NumAckPending != 0) {
-			// Not a failure while it drains, but worth seeing: answers left
-			// unacknowledged by an earlier process wait out the ack wait.
-			t.Logf("gatherer after restart: %d pending, %d unacknowledged (waiting up to %v for redelivery)", info.NumPending, info.NumAckPending, ackWaitBound)
+	for _, q := range queues {
+		cons, err := s.Consumer(ctx, q)
+		if err != nil {
+			t.Fatalf("queue %s: %v", q, err)
 		}
-		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-			t.Logf("answers stream drained: %d delivered to the gatherer, %d redelivered", info.Delivered.Stream, info.NumRedelivered)
-			return
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("gatherer consumer info: %v", err)
+		for first := true; ; first = false {
+			info, err := cons.Info(ctx)
+			if first && err == nil && (info.NumPending != 0 || info.NumAckPending != 0) {
+				t.Logf("queue %s after restart: %d pending, %d unacknowledged (waiting up to %v)", q, info.NumPending, info.NumAckPending, ackWaitBound)
 			}
-			t.Fatalf("answers not processed after %v: gatherer has %d pending, %d unacknowledged", ackWaitBound, info.NumPending, info.NumAckPending)
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				if err != nil {
+					t.Fatalf("queue %s info: %v", q, err)
+				}
+				t.Fatalf("queue %s not drained after %v: %d pending, %d unacknowledged", q, ackWaitBound, info.NumPending, info.NumAckPending)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the broker's state, as rydestest.WaitFor does
 		}
-		time.Sleep(50 * time.Millisecond) // polling the broker's state, as rydestest.WaitFor does
 	}
+	t.Logf("%d provider queues drained", len(queues))
 }

@@ -70,15 +70,14 @@ type Config struct {
 	PurgeBatch int
 
 	// AnswersWatermark, if set, returns when the oldest answer still
-	// waiting to be staged was received (false if none waits): the answers
-	// stream's first message. An RFQ whose deadline is after it is not
-	// expired yet, since an answer received before its deadline (and
-	// acknowledged to its provider) may still come, held up by a crash
-	// and the ack wait.
+	// waiting to be staged was received (false if none waits): the
+	// Gatherer's Watermark. An RFQ whose deadline is after it is not
+	// expired yet, since that answer, received before its deadline, may
+	// still complete it.
 	AnswersWatermark func(ctx context.Context) (oldest time.Time, ok bool, err error)
 	// ExpiryGrace bounds how long the watermark may hold an expiry back
-	// after its deadline (default 1m, twice the broker's ack wait), so
-	// that an answer that cannot be staged does not keep RFQs open.
+	// after its deadline (default 1m), so that an answer that cannot be
+	// staged does not keep RFQs open.
 	ExpiryGrace time.Duration
 }
 
@@ -335,24 +334,33 @@ func (e *Engine) StageAnswers(ctx context.Context, answers []store.StageAnswer, 
 // EFORBIDDEN and nothing is recorded; an unknown RFQ is ENOTFOUND. Anything
 // else is decided and staged like an answer from the answers stream.
 func (e *Engine) SubmitAnswer(ctx context.Context, provider rydes.Provider, a rydes.Answer, payload []byte) (store.StageResult, error) {
-	if a.Provider != provider.ID {
-		return store.StageResult{}, rydes.Errorf(rydes.EFORBIDDEN, "a provider answers only as itself")
-	}
-	if err := rydes.ValidateID(a.RFQID); err != nil {
+	if err := e.checkAsked(ctx, provider, a); err != nil {
 		return store.StageResult{}, err
-	}
-	rfq, err := e.store.GetRFQ(ctx, store.GetRFQParams{ID: a.RFQID})
-	if err != nil {
-		return store.StageResult{}, fmt.Errorf("submit answer to rfq %s: %w", a.RFQID, err)
-	}
-	if !slices.Contains(rfq.Asked(), provider.ID) {
-		return store.StageResult{}, rydes.Errorf(rydes.EFORBIDDEN, "provider %s was not asked for rfq %s", provider.ID, a.RFQID)
 	}
 	res, err := e.StageAnswers(ctx, []store.StageAnswer{{Answer: a, Payload: payload}}, nil)
 	if err != nil {
 		return store.StageResult{}, err
 	}
 	return res[0], nil
+}
+
+// checkAsked checks that provider answers a as itself, for an RFQ that
+// exists and asked it.
+func (e *Engine) checkAsked(ctx context.Context, provider rydes.Provider, a rydes.Answer) error {
+	if a.Provider != provider.ID {
+		return rydes.Errorf(rydes.EFORBIDDEN, "a provider answers only as itself")
+	}
+	if err := rydes.ValidateID(a.RFQID); err != nil {
+		return err
+	}
+	rfq, err := e.store.GetRFQ(ctx, store.GetRFQParams{ID: a.RFQID})
+	if err != nil {
+		return fmt.Errorf("submit answer to rfq %s: %w", a.RFQID, err)
+	}
+	if !slices.Contains(rfq.Asked(), provider.ID) {
+		return rydes.Errorf(rydes.EFORBIDDEN, "provider %s was not asked for rfq %s", provider.ID, a.RFQID)
+	}
+	return nil
 }
 
 // ExpireDue expires every open RFQ whose deadline has passed and returns how

@@ -33,8 +33,12 @@
 //     the stream's retention, which completion webhooks and watchers wait
 //     for.
 //
-// Answers are the providers' to re-send: RYDES_ANSWERS is protected by the
-// broker's fsync on every write (the default durability).
+// Intermediate events (quotes, declines) a broker lost are not re-published:
+// the store holds the quotes, and a watcher that misses some still gets the
+// final event (see bus.WatchRFQ). Answers never rest on the broker: rydes
+// replies to a provider's answer only once it is staged in the database.
+// That is what lets the embedded broker run without an fsync on every
+// write under the default durability: nothing it could lose is lost.
 package reconcile
 
 import (

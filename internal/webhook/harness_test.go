@@ -167,6 +167,7 @@ type harness struct {
 	providers *fakeProviders
 	failures  *fakeFailures
 	answers   chan bus.Inbound
+	received  atomic.Uint64 // answers the answer service received
 	onFailed  atomic.Int32
 	nextID    atomic.Int64
 }
@@ -195,18 +196,22 @@ func newHarness(t *testing.T) *harness {
 	}
 	gctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	ready := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := b.Gather(gctx, func(_ context.Context, batch []bus.Inbound) error {
-			for _, in := range batch {
-				h.answers <- in
-			}
-			return nil
-		}, bus.GatherOptions{})
+		err := b.ServeAnswers(gctx, func(_ context.Context, in bus.Inbound) rydes.AnswerReceipt {
+			h.received.Add(1)
+			h.answers <- in
+			return rydes.AnswerReceipt{Outcome: rydes.OutcomeStaged, RFQStatus: rydes.StatusOpen}
+		}, bus.ServeOptions{Ready: func() { close(ready) }})
 		if err != nil {
-			t.Errorf("gather: %v", err)
+			t.Errorf("serve answers: %v", err)
 		}
 	}()
+	select {
+	case <-ready:
+	case <-done:
+	}
 	t.Cleanup(func() { cancel(); <-done })
 	return h
 }
@@ -340,11 +345,11 @@ func (h *harness) waitQueueEmpty(t *testing.T) {
 	})
 }
 
-// answersPublished counts the answers ever published to the answers
-// stream (a work queue: the gatherer's acks remove them).
+// answersPublished counts the answers the providers' SDK sent to rydes's
+// answer service.
 func (h *harness) answersPublished(t *testing.T) uint64 {
 	t.Helper()
-	return h.streamState(t, bus.AnswersStream).LastSeq
+	return h.received.Load()
 }
 
 func (h *harness) streamState(t *testing.T, name string) jetstream.StreamState {
