@@ -93,10 +93,25 @@ func closeStmts(stmts map[string]*sql.Stmt) {
 type txn struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// uncancelable makes statements ignore their context's cancellation.
+	// A write transaction is shared by a group of writes, and SQLite rolls
+	// back the whole transaction when a statement is interrupted, as the
+	// driver does when a context ends: one caller giving up must not undo
+	// the others' writes.
+	uncancelable bool
+}
+
+// stmtCtx is the context a statement runs with.
+func (t *txn) stmtCtx(ctx context.Context) context.Context {
+	if t.uncancelable {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // ExecContext is sql.Tx's, with a prepared statement if there is one.
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.stmts[query]; st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -105,6 +120,7 @@ func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 
 // QueryContext is sql.Tx's, with a prepared statement if there is one.
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.stmts[query]; st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -113,6 +129,7 @@ func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql
 
 // QueryRowContext is sql.Tx's, with a prepared statement if there is one.
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = t.stmtCtx(ctx)
 	if st := t.stmts[query]; st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}

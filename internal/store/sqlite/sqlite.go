@@ -47,10 +47,11 @@ const (
 // Store is the SQLite implementation of store.Store. It is safe for
 // concurrent use.
 type Store struct {
-	w      *sql.DB              // one connection; BEGIN IMMEDIATE
-	r      *sql.DB              // query-only connections
-	ws, rs map[string]*sql.Stmt // statements prepared on w and r
-	logger *slog.Logger
+	w       *sql.DB              // one connection; BEGIN IMMEDIATE
+	r       *sql.DB              // query-only connections
+	ws, rs  map[string]*sql.Stmt // statements prepared on w and r
+	commits *committer           // runs writes on w in groups
+	logger  *slog.Logger
 	// statsWindow is how many recent answers ProviderStats's percentiles
 	// cover: statsAnswers, smaller in tests.
 	statsWindow int
@@ -137,6 +138,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	s.commits = newCommitter(s)
 	logger.Debug("opened sqlite store", "path", path, "readers", n)
 	return s, nil
 }
@@ -174,27 +176,21 @@ func (s *Store) Synchronous(ctx context.Context) (int, error) {
 
 // Close closes the database. The Store must not be used afterwards.
 func (s *Store) Close() error {
+	if s.commits != nil {
+		s.commits.stop()
+	}
 	closeStmts(s.rs)
 	closeStmts(s.ws)
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// write runs fn in a write transaction and commits it if fn succeeds. A
-// *rydes.Error from fn is returned as it is; other errors are wrapped with
-// op.
+// write runs fn in a write transaction, shared with the writes that
+// arrived meanwhile (group commit, see groupcommit.go), and returns once
+// that transaction committed; if fn fails, its changes alone are rolled
+// back. A *rydes.Error from fn is returned as it is; other errors are
+// wrapped with op. fn must not call write.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *txn) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: begin: %w", op, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := fn(&txn{tx: tx, stmts: s.ws}); err != nil {
-		return wrap(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: commit: %w", op, err)
-	}
-	return nil
+	return s.commits.write(ctx, op, fn)
 }
 
 // read runs fn in a read transaction: a consistent snapshot of the database.

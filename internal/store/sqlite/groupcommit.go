@@ -1,0 +1,200 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Group commit. SQLite has one writer and, with synchronous=FULL, an fsync
+// per commit, so one transaction per write caps the store at the disk's
+// fsync rate. Instead, writes that arrive while a transaction commits wait,
+// and the next transaction runs all of them, each in a savepoint of its
+// own: a write that fails is rolled back to its savepoint alone, the others
+// commit together, with one fsync. Each caller returns once its write is
+// committed (or failed), so a commit still means durable, as before; alone,
+// a write commits at once.
+
+// maxGroup is the most writes one transaction takes.
+const maxGroup = 128
+
+// errClosed is returned by a write after Close.
+var errClosed = errors.New("sqlite store closed")
+
+// pendingWrite is one write waiting for its group.
+type pendingWrite struct {
+	ctx  context.Context
+	op   string
+	fn   func(tx *txn) error
+	err  error
+	done chan struct{}
+}
+
+// committer runs groups of writes on the store's one writing connection.
+type committer struct {
+	s       *Store
+	queue   chan *pendingWrite
+	quit    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newCommitter(s *Store) *committer {
+	c := &committer{
+		s:       s,
+		queue:   make(chan *pendingWrite, maxGroup),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+// stop lets the writes already queued commit, refuses later ones with
+// errClosed, and waits until the committer is done.
+func (c *committer) stop() {
+	c.once.Do(func() { close(c.quit) })
+	<-c.stopped
+}
+
+// write queues fn and waits for its group to commit.
+func (c *committer) write(ctx context.Context, op string, fn func(tx *txn) error) error {
+	w := &pendingWrite{ctx: ctx, op: op, fn: fn, done: make(chan struct{})}
+	select {
+	case <-c.quit:
+		return fmt.Errorf("%s: %w", op, errClosed)
+	default:
+	}
+	select {
+	case c.queue <- w:
+	case <-c.quit:
+		return fmt.Errorf("%s: %w", op, errClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	// Once queued, the write runs or is refused by the committer; wait for
+	// it either way, so that fn never runs after write returned.
+	select {
+	case <-w.done:
+		return w.err
+	case <-c.stopped:
+		select {
+		case <-w.done:
+			return w.err
+		default:
+			return fmt.Errorf("%s: %w", op, errClosed)
+		}
+	}
+}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	group := make([]*pendingWrite, 0, maxGroup)
+	for {
+		select {
+		case w := <-c.queue:
+			group = c.fill(append(group[:0], w))
+			c.commit(group)
+		case <-c.quit:
+			for {
+				group = c.fill(group[:0])
+				if len(group) == 0 {
+					return
+				}
+				c.commit(group)
+			}
+		}
+	}
+}
+
+// fill adds what already waits to group, up to maxGroup, without waiting.
+func (c *committer) fill(group []*pendingWrite) []*pendingWrite {
+	for len(group) < maxGroup {
+		select {
+		case w := <-c.queue:
+			group = append(group, w)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+// commit runs group in one transaction, each write in a savepoint when
+// there are several, and tells each its outcome.
+func (c *committer) commit(group []*pendingWrite) {
+	defer func() {
+		for _, w := range group {
+			close(w.done)
+		}
+	}()
+	// The transaction outlives any one caller's context: a caller that
+	// gives up only loses its own write.
+	tx, err := c.s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, w := range group {
+			w.err = fmt.Errorf("%s: begin: %w", w.op, err)
+		}
+		return
+	}
+	t := &txn{tx: tx, stmts: c.s.ws, uncancelable: true}
+	savepoints := len(group) > 1
+	committed := make([]*pendingWrite, 0, len(group))
+	for _, w := range group {
+		if err := w.ctx.Err(); err != nil {
+			w.err = fmt.Errorf("%s: %w", w.op, err)
+			continue
+		}
+		if !savepoints {
+			if err := w.fn(t); err != nil {
+				w.err = wrap(w.op, err)
+				_ = tx.Rollback()
+				return
+			}
+			committed = append(committed, w)
+			continue
+		}
+		if _, err := tx.ExecContext(context.Background(), "SAVEPOINT w"); err != nil {
+			w.err = fmt.Errorf("%s: savepoint: %w", w.op, err)
+			continue
+		}
+		if err := w.fn(t); err != nil {
+			w.err = wrap(w.op, err)
+			_, rerr := tx.ExecContext(context.Background(), "ROLLBACK TO w")
+			if rerr == nil {
+				_, rerr = tx.ExecContext(context.Background(), "RELEASE w")
+			}
+			if rerr != nil {
+				// The transaction is in an unknown state: give up on all.
+				_ = tx.Rollback()
+				for _, o := range group {
+					if o.err == nil {
+						o.err = fmt.Errorf("%s: roll back a failed write of the group: %w", o.op, rerr)
+					}
+				}
+				return
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(context.Background(), "RELEASE w"); err != nil {
+			_ = tx.Rollback()
+			for _, o := range group {
+				if o.err == nil {
+					o.err = fmt.Errorf("%s: release savepoint: %w", o.op, err)
+				}
+			}
+			return
+		}
+		committed = append(committed, w)
+	}
+	if len(committed) == 0 {
+		_ = tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for _, w := range committed {
+			w.err = fmt.Errorf("%s: commit: %w", w.op, err)
+		}
+	}
+}

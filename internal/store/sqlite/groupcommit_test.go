@@ -1,0 +1,144 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wildrydes/rydes/internal/rydestest"
+)
+
+// putSetting is a write that records its transaction in txs.
+func putSetting(name string, txs chan<- *txn, fail error) func(tx *txn) error {
+	return func(tx *txn) error {
+		if txs != nil {
+			txs <- tx
+		}
+		if _, err := tx.ExecContext(context.Background(), "INSERT INTO settings (name, value) VALUES (?, 'x')", name); err != nil {
+			return err
+		}
+		return fail
+	}
+}
+
+// holdWriter starts a write that blocks until release is closed, and
+// returns once it runs: writes queued meanwhile form the next group.
+func holdWriter(t *testing.T, s *Store) (release chan struct{}, done <-chan error) {
+	t.Helper()
+	entered := make(chan struct{})
+	release = make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.write(context.Background(), "hold", func(*txn) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	return release, errc
+}
+
+// waitQueued waits until n writes wait for the committer.
+func waitQueued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	rydestest.WaitFor(t, "writes to queue", func() bool { return len(s.commits.queue) == n })
+}
+
+func settingExists(t *testing.T, s *Store, name string) bool {
+	t.Helper()
+	_, ok, err := s.GetSetting(rydestest.Context(t), name)
+	require.NoError(t, err)
+	return ok
+}
+
+// Writes that arrive while a transaction commits run together in the next
+// one; a write that fails is rolled back alone.
+func TestGroupCommit(t *testing.T) {
+	s := newTestStore(t)
+	release, held := holdWriter(t, s)
+
+	txs := make(chan *txn, 10)
+	errs := make(map[string]chan error)
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b", "c"} {
+		var fail error
+		if name == "b" {
+			fail = errors.New("b changed its mind")
+		}
+		errc := make(chan error, 1)
+		errs[name] = errc
+		wg.Go(func() { errc <- s.write(context.Background(), "put "+name, putSetting(name, txs, fail)) })
+		waitQueued(t, s, len(errs))
+	}
+	close(release)
+	require.NoError(t, <-held)
+	wg.Wait()
+
+	require.NoError(t, <-errs["a"])
+	require.ErrorContains(t, <-errs["b"], "b changed its mind")
+	require.NoError(t, <-errs["c"])
+	close(txs)
+	var seen []*txn
+	for tx := range txs {
+		seen = append(seen, tx)
+	}
+	require.Len(t, seen, 3)
+	require.Same(t, seen[0], seen[1], "one transaction for the group")
+	require.Same(t, seen[0], seen[2], "one transaction for the group")
+	require.True(t, settingExists(t, s, "a"))
+	require.False(t, settingExists(t, s, "b"), "the failed write is rolled back")
+	require.True(t, settingExists(t, s, "c"))
+}
+
+// A caller that gives up while its write waits gets its context's error,
+// and its write does not happen; the others are unaffected.
+func TestGroupCommitCallerGivesUp(t *testing.T) {
+	s := newTestStore(t)
+	release, held := holdWriter(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- s.write(ctx, "put gone", putSetting("gone", nil, nil)) }()
+	waitQueued(t, s, 1)
+	kept := make(chan error, 1)
+	go func() { kept <- s.write(context.Background(), "put kept", putSetting("kept", nil, nil)) }()
+	waitQueued(t, s, 2)
+	cancel()
+	close(release)
+	require.NoError(t, <-held)
+	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	require.NoError(t, <-kept)
+	require.False(t, settingExists(t, s, "gone"))
+	require.True(t, settingExists(t, s, "kept"))
+}
+
+// A caller whose context ends while its statement runs does not roll back
+// the group's transaction: statements of a write ignore cancellation.
+func TestGroupCommitStatementsIgnoreCancellation(t *testing.T) {
+	s := newTestStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := s.write(ctx, "put", func(tx *txn) error {
+		cancel()
+		_, err := tx.ExecContext(ctx, "INSERT INTO settings (name, value) VALUES ('late', 'x')")
+		return err
+	})
+	require.NoError(t, err)
+	require.True(t, settingExists(t, s, "late"))
+}
+
+func TestGroupCommitAfterClose(t *testing.T) {
+	s := openAt(t, t.TempDir()+"/rydes.db")
+	require.NoError(t, s.Close())
+	done := make(chan error, 1)
+	go func() { done <- s.write(context.Background(), "put", putSetting("x", nil, nil)) }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, errClosed)
+	case <-time.After(rydestest.WaitTimeout):
+		t.Fatal("write after Close did not return")
+	}
+}
