@@ -120,3 +120,32 @@ func benchAnswers(b *testing.B, e *engine.Engine, ids []string, total int) []sto
 	}
 	return answers[:total]
 }
+
+// BenchmarkGatherer hands answers to a Gatherer from 64 goroutines at once,
+// as the answer service does: each waits for its group commit.
+func BenchmarkGatherer(b *testing.B) {
+	e, ids := benchEngine(b, 10)
+	answers := make(chan store.StageAnswer, b.N)
+	for _, a := range benchAnswers(b, e, ids, b.N) {
+		answers <- a
+	}
+	close(answers)
+	g := engine.NewGatherer(e, engine.GathererConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a := <-answers
+			if _, err := g.Submit(ctx, engine.Inbound{Answer: a.Answer}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "answers/s")
+}

@@ -360,6 +360,35 @@ func BenchmarkCreateRFQ(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rfqs/s")
 }
 
+// BenchmarkCreateRFQConcurrent creates RFQs from 64 goroutines at once, as
+// HTTP handlers do: group commit runs the creates that wait in one
+// transaction.
+func BenchmarkCreateRFQConcurrent(b *testing.B) {
+	ctx := context.Background()
+	s := newBenchStore(b)
+	providers := make([]string, 10)
+	for i := range providers {
+		providers[i] = fmt.Sprintf("provider-%02d", i)
+	}
+	rfqs := make(chan rydes.RFQ, b.N)
+	for range b.N {
+		rfqs <- newRFQ(b, providers...)
+	}
+	close(rfqs)
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: <-rfqs}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rfqs/s")
+}
+
 func BenchmarkStageAnswers(b *testing.B) {
 	const rosterSize = 100
 	providers := make([]string, rosterSize)
