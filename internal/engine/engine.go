@@ -370,6 +370,15 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
 	now := e.clock.Now().UTC()
 	before := e.expiryCutoff(ctx, now)
+	// Most rounds find nothing due (the loop wakes for every new RFQ): a
+	// read says so without taking the database's write lock.
+	next, ok, err := e.store.NextDeadline(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("expire due rfqs: next deadline: %w", err)
+	}
+	if !ok || next.After(before) {
+		return 0, nil
+	}
 	for {
 		ids, err := e.store.ExpireDue(ctx, store.ExpireDueParams{Now: now, Before: before, Limit: batch})
 		if err != nil {
@@ -488,7 +497,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.retention > 0 {
 		wg.Go(func() { e.runRetention(ctx) })
 	}
-	e.runOutbox(ctx)
+	r := newRelay(e)
+	wg.Go(func() { r.runDeleter(ctx) })
+	e.runOutbox(ctx, r)
 	wg.Wait()
 	// Publish what the last moments committed; what fails stays in the
 	// outbox for the next run.
@@ -500,10 +511,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) runOutbox(ctx context.Context) {
+func (e *Engine) runOutbox(ctx context.Context, r *relay) {
+	sweep := true
 	for {
 		wait := e.outboxSweep
-		if _, err := e.FlushOutbox(ctx); err != nil {
+		if _, err := r.round(ctx, sweep); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -514,7 +526,9 @@ func (e *Engine) runOutbox(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.outboxKick:
+			sweep = false
 		case <-e.clock.After(wait):
+			sweep = true
 		}
 	}
 }

@@ -157,7 +157,7 @@ type Store interface {
 	ListRFQs(ctx context.Context, p ListRFQsParams) ([]rydes.RFQ, error)
 
 	// PendingOutbox returns up to Limit (0 for 100) unpublished outbox
-	// messages, oldest first.
+	// messages with an id above AfterID, oldest (lowest id) first.
 	PendingOutbox(ctx context.Context, p PendingOutboxParams) ([]OutboxMessage, error)
 	// DeleteOutbox removes messages that were published (IDs; ids that are
 	// already gone are ignored) and, in the same transaction, raises for
@@ -376,7 +376,10 @@ type ListRFQsParams struct {
 
 // PendingOutboxParams are the parameters of Store.PendingOutbox.
 type PendingOutboxParams struct {
-	Limit int
+	// AfterID, if set, returns only messages with a greater id: the outbox
+	// relay reads on past what it published and is still deleting.
+	AfterID int64
+	Limit   int
 }
 
 // DeleteOutboxParams are the parameters of Store.DeleteOutbox.

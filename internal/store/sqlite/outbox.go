@@ -21,7 +21,7 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 	err := s.read(ctx, "pending outbox", func(tx *txn) error {
 		rows, err := tx.QueryContext(ctx, `
 			SELECT id, kind, rfq_id, provider, payload, created_at
-			FROM outbox ORDER BY id LIMIT ?`, queryLimit(p.Limit))
+			FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, p.AfterID, queryLimit(p.Limit))
 		if err != nil {
 			return err
 		}

@@ -1057,6 +1057,14 @@ func testDeleteOutbox(t *testing.T, s store.Store) {
 	ms2 := outbox(t, s)
 	require.Len(t, ms2, 2)
 	require.Greater(t, ms2[0].ID, ms[7].ID, "ids are not reused, so oldest first holds")
+
+	// AfterID reads on past what the relay already has.
+	after, err := s.PendingOutbox(ctx, store.PendingOutboxParams{AfterID: ms2[0].ID})
+	require.NoError(t, err)
+	require.Equal(t, ms2[1:], after)
+	after, err = s.PendingOutbox(ctx, store.PendingOutboxParams{AfterID: ms2[1].ID})
+	require.NoError(t, err)
+	require.Empty(t, after)
 }
 
 // testDeleteOutboxRaisesAcked checks that DeleteOutbox keeps, with the
