@@ -110,12 +110,6 @@ func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
 	return err
 }
 
-// insertDispatch adds to the outbox the dispatch of req to provider.
-func insertDispatch(ctx context.Context, tx *txn, provider string, req []byte, at int64, rfqID string) error {
-	_, err := tx.ExecContext(ctx, sqlInsertDispatch, rfqID, provider, string(req), at)
-	return err
-}
-
 // insertEvents adds events to the outbox, in order.
 func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
 	for _, e := range events {

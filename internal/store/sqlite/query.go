@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
+	"sync"
 )
 
 // The statements on the hot paths (creating RFQs, staging answers, reading
@@ -14,13 +16,12 @@ const (
 		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
 			created_at, deadline, status, pending, event_seq, notify_url, notify_secret)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 1, ?, ?)`
-	sqlInsertRoster = `
-		INSERT INTO roster (rfq_id, provider, position, state, changed_at)
-		VALUES (?, ?, ?, 'pending', ?)`
-	sqlInsertDispatch = `
-		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at)
-		VALUES ('dispatch', ?, ?, ?, ?)`
-	sqlInsertEvent = `
+	// Multi-row inserts: the prefix, then valuesList(row, n).
+	sqlInsertRosterRows   = `INSERT INTO roster (rfq_id, provider, position, state, changed_at) VALUES `
+	rosterRow             = `(?, ?, ?, 'pending', ?)`
+	sqlInsertDispatchRows = `INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES `
+	dispatchRow           = `('dispatch', ?, ?, ?, ?)`
+	sqlInsertEvent        = `
 		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at)
 		VALUES ('event', ?, ?, ?, ?)`
 	sqlSelectRFQ = `
@@ -59,11 +60,38 @@ var (
 	// readQueries are prepared on both pools.
 	readQueries = []string{sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
 	// writeQueries are prepared on the writer only.
-	writeQueries = []string{
-		sqlInsertRFQ, sqlInsertRoster, sqlInsertDispatch, sqlInsertEvent,
+	writeQueries = append([]string{
+		sqlInsertRFQ, sqlInsertEvent,
 		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlStageRosterAnswer, sqlAdvanceRFQ, sqlInsertRejection,
-	}
+	}, multiRowInserts()...)
 )
+
+// maxInsertRows is the most rows one multi-row insert takes; larger sets
+// go in chunks. Every count up to it is prepared.
+const maxInsertRows = 32
+
+// multiRowInserts returns the multi-row inserts of every count up to
+// maxInsertRows.
+func multiRowInserts() []string {
+	var qs []string
+	for n := 1; n <= maxInsertRows; n++ {
+		qs = append(qs, sqlInsertRosterRows+valuesList(rosterRow, n), sqlInsertDispatchRows+valuesList(dispatchRow, n))
+	}
+	return qs
+}
+
+// insertRows inserts rows (each of width values) with the multi-row
+// insert prefix+row, in chunks of at most maxInsertRows.
+func insertRows(ctx context.Context, tx *txn, prefix, row string, width int, rows []any) error {
+	for len(rows) > 0 {
+		n := min(len(rows)/width, maxInsertRows)
+		if _, err := tx.ExecContext(ctx, prefix+valuesList(row, n), rows[:n*width]...); err != nil {
+			return err
+		}
+		rows = rows[n*width:]
+	}
+	return nil
+}
 
 // prepare prepares queries on db. database/sql prepares each again on every
 // other connection of db the first time it is used there.
@@ -100,6 +128,25 @@ type txn struct {
 	// the others' writes.
 	uncancelable bool
 }
+
+// valuesList returns n comma-separated copies of row, "(?, ?)" say, for a
+// multi-row INSERT; the texts are kept for the common counts.
+func valuesList(row string, n int) string {
+	key := valuesKey{row, n}
+	if v, ok := valuesLists.Load(key); ok {
+		return v.(string)
+	}
+	v := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	valuesLists.Store(key, v)
+	return v
+}
+
+type valuesKey struct {
+	row string
+	n   int
+}
+
+var valuesLists sync.Map // valuesKey → string
 
 // stmtCtx is the context a statement runs with.
 func (t *txn) stmtCtx(ctx context.Context) context.Context {

@@ -46,17 +46,23 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 		if err != nil {
 			return err
 		}
-		for i, e := range r.Providers {
-			changed := e.ChangedAt
-			if changed.IsZero() {
-				changed = r.CreatedAt
+		// The roster and the dispatches in a statement each: one row per
+		// asked provider, in roster order.
+		if n := len(r.Providers); n > 0 {
+			roster := make([]any, 0, 4*n)
+			dispatches := make([]any, 0, 4*n)
+			for i, e := range r.Providers {
+				changed := e.ChangedAt
+				if changed.IsZero() {
+					changed = r.CreatedAt
+				}
+				roster = append(roster, r.ID, e.Provider, i, micros(utc(changed)))
+				dispatches = append(dispatches, r.ID, e.Provider, string(req), created)
 			}
-			if _, err := tx.ExecContext(ctx, sqlInsertRoster, r.ID, e.Provider, i, micros(utc(changed))); err != nil {
+			if err := insertRows(ctx, tx, sqlInsertRosterRows, rosterRow, 4, roster); err != nil {
 				return err
 			}
-		}
-		for _, e := range r.Providers {
-			if err := insertDispatch(ctx, tx, e.Provider, req, created, r.ID); err != nil {
+			if err := insertRows(ctx, tx, sqlInsertDispatchRows, dispatchRow, 4, dispatches); err != nil {
 				return err
 			}
 		}

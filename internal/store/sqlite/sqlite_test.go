@@ -934,3 +934,31 @@ func TestDeleteOutboxIsAtomic(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "5", v)
 }
+
+// An RFQ asking more providers than one multi-row insert takes is stored
+// in chunks, in roster order, with a dispatch for each.
+func TestCreateRFQInChunks(t *testing.T) {
+	s := newTestStore(t)
+	ctx := rydestest.Context(t)
+	providers := make([]string, 2*maxInsertRows+5)
+	for i := range providers {
+		providers[i] = fmt.Sprintf("p%03d", i)
+	}
+	r := newRFQ(t, providers...)
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+	got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: r.ID})
+	require.NoError(t, err)
+	require.Len(t, got.Providers, len(providers))
+	for i, e := range got.Providers {
+		require.Equal(t, providers[i], e.Provider)
+	}
+	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, msgs, len(providers)+1)
+	for i, p := range providers {
+		require.Equal(t, store.OutboxDispatch, msgs[i].Kind)
+		require.Equal(t, p, msgs[i].Dispatch.Provider)
+		require.Equal(t, r.ID, msgs[i].Dispatch.Request.RFQID)
+	}
+	require.Equal(t, store.OutboxEvent, msgs[len(providers)].Kind)
+}
