@@ -30,14 +30,15 @@ func (s *Store) StageAnswers(ctx context.Context, p store.StageAnswersParams) ([
 	}
 	now := utc(p.Now)
 	err := s.write(ctx, "stage answers", func(tx *txn) error {
+		b := batchRFQs{}
 		for i, sa := range p.Answers {
-			res, err := stageAnswer(ctx, tx, sa, now)
+			res, err := stageAnswer(ctx, tx, &b, sa, now)
 			if err != nil {
 				return fmt.Errorf("answer %d: %w", i, err)
 			}
 			results[i] = res
 		}
-		return nil
+		return b.save(ctx, tx)
 	})
 	if err != nil {
 		return nil, err
@@ -55,8 +56,66 @@ type openRFQ struct {
 	seq      int64
 }
 
+// batchRFQs holds, within one StageAnswers transaction, the RFQs its
+// answers touched: each is read once, and written once at the end (save),
+// however many of its providers answered in the batch.
+type batchRFQs struct {
+	m     map[string]*batchRFQ
+	order []*batchRFQ // in first-touched order
+}
+
+// batchRFQ is one RFQ of a batch: as read, and as the batch's answers so
+// far left it.
+type batchRFQ struct {
+	r           openRFQ
+	readPending int
+	closed      any // the closing time once the batch completed it
+	dirty       bool
+}
+
+// get returns RFQ id as the batch's answers so far left it, reading it on
+// first use; sql.ErrNoRows if it does not exist.
+func (b *batchRFQs) get(ctx context.Context, tx *txn, id string) (*batchRFQ, error) {
+	if e, ok := b.m[id]; ok {
+		return e, nil
+	}
+	var (
+		r        openRFQ
+		deadline int64
+	)
+	if err := tx.QueryRowContext(ctx, sqlSelectRFQForAnswer, id).Scan(
+		&r.customer, &r.status, &deadline, &r.pending, &r.seq); err != nil {
+		return nil, err
+	}
+	r.id, r.deadline = id, fromMicros(deadline)
+	e := &batchRFQ{r: r, readPending: r.pending}
+	if b.m == nil {
+		b.m = make(map[string]*batchRFQ)
+	}
+	b.m[id] = e
+	b.order = append(b.order, e)
+	return e, nil
+}
+
+// save writes what the batch changed of each RFQ.
+func (b *batchRFQs) save(ctx context.Context, tx *txn) error {
+	for _, e := range b.order {
+		if !e.dirty {
+			continue
+		}
+		res, err := tx.ExecContext(ctx, sqlAdvanceRFQ, e.readPending-e.r.pending, e.r.seq, e.r.status, e.closed, e.r.id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("RFQ %s: not open (%d rows, %v)", e.r.id, n, err)
+		}
+	}
+	return nil
+}
+
 // stageAnswer decides and applies one answer.
-func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Time) (store.StageResult, error) {
+func stageAnswer(ctx context.Context, tx *txn, b *batchRFQs, sa store.StageAnswer, now time.Time) (store.StageResult, error) {
 	a := sa.Answer
 	// The database keeps times to the microsecond; so that a redelivery
 	// compares equal to what was staged, the answer is judged as kept.
@@ -65,12 +124,7 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 		a.ExpiresAt = utc(a.ExpiresAt)
 	}
 
-	var (
-		r        openRFQ
-		deadline int64
-	)
-	err := tx.QueryRowContext(ctx, sqlSelectRFQForAnswer, a.RFQID).Scan(
-		&r.customer, &r.status, &deadline, &r.pending, &r.seq)
+	br, err := b.get(ctx, tx, a.RFQID)
 	if errors.Is(err, sql.ErrNoRows) {
 		d := rydes.Decision{Outcome: rydes.OutcomeRejected, Reason: rydes.RejectUnknownRFQ, Message: "no RFQ has the id " + truncate(a.RFQID, maxRejectionID)}
 		if err := a.Validate(); err != nil {
@@ -81,7 +135,7 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 	if err != nil {
 		return store.StageResult{}, err
 	}
-	r.id, r.deadline = a.RFQID, fromMicros(deadline)
+	r := br.r
 
 	var prior *rydes.Prior
 	row := tx.QueryRowContext(ctx, sqlSelectRosterEntry, a.RFQID, a.Provider)
@@ -96,7 +150,7 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 	d := rydes.Decide(r.status, r.deadline, prior, a, now)
 	switch d.Outcome {
 	case rydes.OutcomeStaged:
-		return applyAnswer(ctx, tx, a, r, prior.Entry.State, now, d)
+		return applyAnswer(ctx, tx, a, br, prior.Entry.State, now, d)
 	case rydes.OutcomeRejected:
 		return store.StageResult{Decision: d, Status: r.status}, insertRejection(ctx, tx, rejection(a, d, sa.Payload, now))
 	default:
@@ -109,7 +163,8 @@ func stageAnswer(ctx context.Context, tx *txn, sa store.StageAnswer, now time.Ti
 // in the roster and emits its event and, if it was the last one pending, it
 // completes the RFQ. A failed provider no longer counted as pending, so its
 // answer leaves the count as it is.
-func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, from rydes.ProviderState, now time.Time, d rydes.Decision) (store.StageResult, error) {
+func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, br *batchRFQ, from rydes.ProviderState, now time.Time, d rydes.Decision) (store.StageResult, error) {
+	r := br.r
 	if from != rydes.ProviderPending && from != rydes.ProviderFailed {
 		return store.StageResult{}, fmt.Errorf("RFQ %s: an answer staged from provider %s, which is %s", a.RFQID, a.Provider, from)
 	}
@@ -151,11 +206,18 @@ func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, from r
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return store.StageResult{}, fmt.Errorf("RFQ %s: provider %s is not pending or failed (%d rows, %v)", a.RFQID, a.Provider, n, err)
 	}
-	events, status, err := advanceRFQ(ctx, tx, r, from == rydes.ProviderPending, ev, now)
+	next, events, closed, err := nextState(r, from == rydes.ProviderPending, ev, now)
 	if err != nil {
 		return store.StageResult{}, err
 	}
-	return store.StageResult{Decision: d, Events: events, Status: status}, nil
+	if err := insertEvents(ctx, tx, events...); err != nil {
+		return store.StageResult{}, err
+	}
+	br.r, br.dirty = next, true
+	if closed != nil {
+		br.closed = closed
+	}
+	return store.StageResult{Decision: d, Events: events, Status: next.status}, nil
 }
 
 // advanceRFQ records ev, the event of a change to one roster entry of the
@@ -165,27 +227,11 @@ func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, r openRFQ, from r
 // and status, writes the events to the outbox, and returns them with the
 // RFQ's status after them.
 func advanceRFQ(ctx context.Context, tx *txn, r openRFQ, wasPending bool, ev rydes.Event, now time.Time) ([]rydes.Event, rydes.Status, error) {
-	if ev.Seq != r.seq+1 {
-		return nil, "", fmt.Errorf("RFQ %s: event %d follows event %d", r.id, ev.Seq, r.seq)
+	next, events, closed, err := nextState(r, wasPending, ev, now)
+	if err != nil {
+		return nil, "", err
 	}
-	pending := r.pending
-	if wasPending {
-		if pending < 1 {
-			return nil, "", fmt.Errorf("RFQ %s: provider %s leaves pending, but the RFQ counts %d pending", r.id, ev.Provider, pending)
-		}
-		pending--
-	}
-	events := []rydes.Event{ev}
-	status, seq := rydes.StatusOpen, ev.Seq
-	var closed any
-	if pending == 0 {
-		status, seq, closed = rydes.StatusComplete, seq+1, micros(now)
-		events = append(events, rydes.Event{
-			RFQID: r.id, Seq: seq, Type: rydes.EventComplete, At: now,
-			Customer: r.customer, Status: rydes.StatusComplete,
-		})
-	}
-	res, err := tx.ExecContext(ctx, sqlAdvanceRFQ, r.pending-pending, seq, status, closed, r.id)
+	res, err := tx.ExecContext(ctx, sqlAdvanceRFQ, r.pending-next.pending, next.seq, next.status, closed, r.id)
 	if err != nil {
 		return nil, "", err
 	}
@@ -195,7 +241,38 @@ func advanceRFQ(ctx context.Context, tx *txn, r openRFQ, wasPending bool, ev ryd
 	if err := insertEvents(ctx, tx, events...); err != nil {
 		return nil, "", err
 	}
-	return events, status, nil
+	return events, next.status, nil
+}
+
+// nextState returns the open RFQ r after ev, the event of a change to one
+// of its roster entries, numbered r.seq+1: one pending fewer if the entry
+// was pending, and complete, with a complete event after ev and its closing
+// time, when that leaves none pending.
+func nextState(r openRFQ, wasPending bool, ev rydes.Event, now time.Time) (openRFQ, []rydes.Event, any, error) {
+	if r.status != rydes.StatusOpen {
+		return r, nil, nil, fmt.Errorf("RFQ %s: a change to a %s RFQ", r.id, r.status)
+	}
+	if ev.Seq != r.seq+1 {
+		return r, nil, nil, fmt.Errorf("RFQ %s: event %d follows event %d", r.id, ev.Seq, r.seq)
+	}
+	next := r
+	if wasPending {
+		if next.pending < 1 {
+			return r, nil, nil, fmt.Errorf("RFQ %s: provider %s leaves pending, but the RFQ counts %d pending", r.id, ev.Provider, next.pending)
+		}
+		next.pending--
+	}
+	events := []rydes.Event{ev}
+	next.seq = ev.Seq
+	var closed any
+	if next.pending == 0 {
+		next.status, next.seq, closed = rydes.StatusComplete, next.seq+1, micros(now)
+		events = append(events, rydes.Event{
+			RFQID: r.id, Seq: next.seq, Type: rydes.EventComplete, At: now,
+			Customer: r.customer, Status: rydes.StatusComplete,
+		})
+	}
+	return next, events, closed, nil
 }
 
 // rejection is the audit record of answer a, refused by d.
