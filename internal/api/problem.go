@@ -153,9 +153,14 @@ func writeJSON(w http.ResponseWriter, r *http.Request, logger *slog.Logger, stat
 		writeError(w, r, logger, fmt.Errorf("encode %T response: %w", v, err))
 		return
 	}
+	writeJSONBytes(w, r, logger, status, b)
+}
+
+// writeJSONBytes writes b, JSON already encoded, as writeJSON does.
+func writeJSONBytes(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if _, err := w.Write(append(b, '\n')); err != nil {
+	if _, err := w.Write(append(b[:len(b):len(b)], '\n')); err != nil {
 		logger.DebugContext(r.Context(), "write response", "path", r.URL.Path, "err", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
 	"github.com/wildrydes/rydes"
 )
 
@@ -140,6 +142,9 @@ func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64, check func
 // while the RFQ is open), the request is held until the RFQ changes or the
 // wait ends. A final RFQ never changes, so never waits.
 func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait time.Duration) customerHandler {
+	// The bodies of final RFQs, which never change, by ETag (id and
+	// version): a GET of one is then a copy, not an encoding.
+	finals := expirable.NewLRU[string, []byte](finalBodies, nil, finalBodiesTTL)
 	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		id, err := pathID(r)
 		if err != nil {
@@ -193,9 +198,28 @@ func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait tim
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		writeJSON(w, r, logger, http.StatusOK, wireRFQ(rfq))
+		if !rfq.Status.Final() {
+			writeJSON(w, r, logger, http.StatusOK, wireRFQ(rfq))
+			return
+		}
+		body, ok := finals.Get(etag)
+		if !ok {
+			if body, err = json.Marshal(wireRFQ(rfq)); err != nil {
+				writeError(w, r, logger, fmt.Errorf("encode rfq %s: %w", id, err))
+				return
+			}
+			finals.Add(etag, body)
+		}
+		writeJSONBytes(w, r, logger, http.StatusOK, body)
 	}
 }
+
+// The cache of final RFQs' bodies: as many as the engine keeps final RFQs
+// in memory, for as long.
+const (
+	finalBodies    = 4096
+	finalBodiesTTL = time.Minute
+)
 
 // versioner is implemented by a Service that can tell an RFQ's version
 // (the seq in its ETag) without reading it whole (the engine can).

@@ -445,3 +445,35 @@ func TestWebMount(t *testing.T) {
 		requireProblem(t, resp, b, http.StatusNotFound, "")
 	}
 }
+
+// A final RFQ's body is encoded once and served from memory after: each
+// RFQ gets its own, and the same bytes every time.
+func TestGetFinalRFQBodies(t *testing.T) {
+	h := newHarness(t)
+	a := h.createRFQ(t, validBody)
+	b := h.createRFQ(t, validBody)
+	h.fake.addQuote(a.ID, "UnicornManagementResource1", "45.00")
+	h.fake.setStatus(a.ID, rydes.StatusComplete)
+	h.fake.setStatus(b.ID, rydes.StatusExpired)
+
+	bodies := map[string][]byte{}
+	for _, id := range []string{a.ID, b.ID, a.ID, b.ID} {
+		resp, body := h.get(t, "/v1/rfqs/"+id, "")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", body)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		var got rfqJSON
+		require.NoError(t, json.Unmarshal(body, &got))
+		require.Equal(t, id, got.ID)
+		require.Equal(t, etagOf(got), resp.Header.Get("ETag"))
+		if prev, ok := bodies[id]; ok {
+			require.Equal(t, prev, body, "the same bytes for the same version")
+		}
+		bodies[id] = body
+	}
+	var got rfqJSON
+	require.NoError(t, json.Unmarshal(bodies[a.ID], &got))
+	require.Equal(t, "complete", string(got.Status))
+	require.Len(t, got.Quotes, 1)
+	require.NoError(t, json.Unmarshal(bodies[b.ID], &got))
+	require.Equal(t, "expired", string(got.Status))
+}
