@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/wildrydes/rydes/internal/app"
@@ -93,11 +92,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return exitError{code: 2, err: fmt.Errorf("--log-level %q: %w", level, err)}
+	if cfg.Logger, err = newLogger(level, stderr); err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg.Progress = stderr
 	if profile.cpu != "" {
 		f, err := os.Create(profile.cpu)

@@ -98,11 +98,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return exitError{code: 2, err: fmt.Errorf("--log-level %q: %w", level, err)}
+	if cfg.Logger, err = newLogger(level, stderr); err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	if !cfg.Demo && cfg.Sim.Count != 10 {
 		cfg.Logger.Warn("--sim-providers has no effect without --demo")
 	}
@@ -129,4 +127,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return loopErr
+}
+
+// newLogger returns a text logger to w at level, the --log-level flag's
+// value; a level that does not parse is a usage error.
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, exitError{code: 2, err: fmt.Errorf("--log-level %q: %w", level, err)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/wildrydes/rydes/client"
 	"github.com/wildrydes/rydes/internal/app"
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/fsinfo"
@@ -241,6 +242,12 @@ type target struct {
 	http      *http.Client // bounded exchanges
 	stream    *http.Client // event streams: the same connections, no timeout
 	log       *slog.Logger
+}
+
+// client returns a client of the target's API acting with its key over
+// its bounded HTTP client.
+func (tg *target) client() (*client.Client, error) {
+	return client.New(tg.url, client.WithAPIKey(tg.key), client.WithHTTPClient(tg.http))
 }
 
 // startTarget starts the in-process rydes, or connects to cfg.URL's.

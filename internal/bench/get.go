@@ -39,7 +39,7 @@ type GetResult struct {
 // runGet runs the get scenario and fills rep.
 func runGet(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	run := randomHex(4)
-	c, err := client.New(tg.url, client.WithAPIKey(tg.key), client.WithHTTPClient(tg.http))
+	c, err := tg.client()
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ type HoldReport struct {
 // runHold runs the hold scenario and fills rep.
 func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	run := randomHex(4)
-	c, err := client.New(tg.url, client.WithAPIKey(tg.key), client.WithHTTPClient(tg.http))
+	c, err := tg.client()
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ type load struct {
 func runLoad(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	l := &load{cfg: cfg, tg: tg, tr: newTracker(), run: randomHex(4)}
 	var err error
-	l.client, err = client.New(tg.url, client.WithAPIKey(tg.key), client.WithHTTPClient(tg.http))
+	l.client, err = tg.client()
 	if err != nil {
 		return err
 	}

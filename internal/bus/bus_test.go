@@ -1,9 +1,11 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -29,21 +31,44 @@ type bundle struct {
 
 func setup(t testing.TB, sync bool) *bundle {
 	t.Helper()
-	ctx := rydestest.Context(t)
-	logger := rydestest.Logger(t)
-	if _, bench := t.(*testing.B); bench {
-		logger = nil // benchmarks print every log line
-	}
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), SyncAlways: sync, Logger: logger})
+	return setupWith(t, EmbeddedConfig{SyncAlways: sync}, Config{})
+}
+
+// setupWith is setup with the given server and bus configuration; both
+// log to the test (benchmarks: nowhere).
+func setupWith(t testing.TB, ecfg EmbeddedConfig, cfg Config) *bundle {
+	t.Helper()
+	emb, nc := startEmbedded(t, ecfg)
+	logger := testLogger(t)
+	cfg.Logger = logger
+	b, err := New(rydestest.Context(t), nc, cfg)
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	return &bundle{emb: emb, nc: nc, bus: b, js: b.JetStream()}
+}
+
+// startEmbedded starts an embedded server with cfg in a directory of the
+// test and connects to it; both end with the test.
+func startEmbedded(t testing.TB, cfg EmbeddedConfig) (*Embedded, *nats.Conn) {
+	t.Helper()
+	cfg.StoreDir = cmp.Or(cfg.StoreDir, t.TempDir())
+	cfg.Logger = testLogger(t)
+	emb, err := StartEmbedded(rydestest.Context(t), cfg)
 	require.NoError(t, err)
 	t.Cleanup(emb.Shutdown)
 	nc, err := emb.Connect()
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	b, err := New(ctx, nc, Config{Logger: logger})
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
-	return &bundle{emb: emb, nc: nc, bus: b, js: b.JetStream()}
+	return emb, nc
+}
+
+// testLogger logs to the test; benchmarks would print every line, so
+// theirs discards.
+func testLogger(t testing.TB) *slog.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return nil
+	}
+	return rydestest.Logger(t)
 }
 
 // serveAnswers runs b.ServeAnswers with h in the background until the
@@ -176,18 +201,7 @@ func TestStreamsConfig(t *testing.T) {
 // setupLimited is setup with the given stream limits.
 func setupLimited(t *testing.T, cfg Config) *bundle {
 	t.Helper()
-	ctx := rydestest.Context(t)
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Logger: rydestest.Logger(t)})
-	require.NoError(t, err)
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect()
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	cfg.Logger = rydestest.Logger(t)
-	b, err := New(ctx, nc, cfg)
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
-	return &bundle{emb: emb, nc: nc, bus: b, js: b.JetStream()}
+	return setupWith(t, EmbeddedConfig{}, cfg)
 }
 
 // A full dispatch stream refuses a new request loudly, and keeps every
@@ -489,12 +503,7 @@ func BenchmarkPublish(b *testing.B) {
 // Streams made before they had bounds (an older rydes) get them in place.
 func TestUnboundedStreamsOfBeforeAreBounded(t *testing.T) {
 	ctx := rydestest.Context(t)
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Logger: rydestest.Logger(t)})
-	require.NoError(t, err)
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect()
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	_, nc := startEmbedded(t, EmbeddedConfig{})
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	for _, sc := range StreamConfigs(Config{}) {

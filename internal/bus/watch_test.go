@@ -324,12 +324,7 @@ func TestSequencer(t *testing.T) {
 // each SSE watcher holds one on RYDES_EVENTS.
 func TestEmbeddedAllowsManyConsumers(t *testing.T) {
 	ctx := rydestest.Context(t)
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: t.TempDir(), Logger: rydestest.Logger(t)})
-	require.NoError(t, err)
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect()
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	_, nc := startEmbedded(t, EmbeddedConfig{})
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "MANY", Subjects: []string{"many.>"}, Storage: jetstream.MemoryStorage})

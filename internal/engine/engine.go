@@ -366,32 +366,43 @@ func (e *Engine) checkAsked(ctx context.Context, provider rydes.Provider, a ryde
 // ExpireDue expires every open RFQ whose deadline has passed and returns how
 // many it expired.
 func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	n, _, _, err := e.expireDue(ctx)
+	return n, err
+}
+
+// expireDue is ExpireDue that also returns the earliest deadline of an open
+// RFQ afterwards (false if none is open), for the deadline loop to sleep
+// until.
+func (e *Engine) expireDue(ctx context.Context) (n int, next time.Time, ok bool, err error) {
 	const batch = 256
-	total := 0
 	now := e.clock.Now().UTC()
 	before := e.expiryCutoff(ctx, now)
 	// Most rounds find nothing due (the loop wakes for every new RFQ): a
-	// read says so without taking the database's write lock.
-	next, ok, err := e.store.NextDeadline(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("expire due rfqs: next deadline: %w", err)
+	// read says so without taking the database's write lock, and is then
+	// the next deadline too.
+	if next, ok, err = e.store.NextDeadline(ctx); err != nil {
+		return 0, next, ok, fmt.Errorf("expire due rfqs: next deadline: %w", err)
 	}
 	if !ok || next.After(before) {
-		return 0, nil
+		return 0, next, ok, nil
 	}
 	for {
 		ids, err := e.store.ExpireDue(ctx, store.ExpireDueParams{Now: now, Before: before, Limit: batch})
 		if err != nil {
-			return total, fmt.Errorf("expire due rfqs: %w", err)
+			return n, next, false, fmt.Errorf("expire due rfqs: %w", err)
 		}
-		total += len(ids)
+		n += len(ids)
 		if len(ids) > 0 {
 			e.KickOutbox()
 		}
 		if len(ids) < batch {
-			return total, nil
+			break
 		}
 	}
+	if next, ok, err = e.store.NextDeadline(ctx); err != nil {
+		return n, next, ok, fmt.Errorf("expire due rfqs: next deadline: %w", err)
+	}
+	return n, next, ok, nil
 }
 
 // FlushOutbox publishes pending outbox messages until none is left and
@@ -401,31 +412,9 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 // (store.AckedSetting), for reconciliation to compare the broker with
 // whatever stops the process.
 func (e *Engine) FlushOutbox(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		msgs, err := e.store.PendingOutbox(ctx, store.PendingOutboxParams{Limit: e.outboxBatch})
-		if err != nil {
-			return total, fmt.Errorf("read outbox: %w", err)
-		}
-		if len(msgs) == 0 {
-			return total, nil
-		}
-		acked, err := e.pub.Publish(ctx, msgs)
-		if err != nil {
-			return total, fmt.Errorf("publish %d outbox messages: %w", len(msgs), err)
-		}
-		ids := make([]int64, len(msgs))
-		for i, m := range msgs {
-			ids[i] = m.ID
-		}
-		if err := e.store.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids, Acked: acked}); err != nil {
-			return total, fmt.Errorf("delete %d published outbox messages: %w", len(ids), err)
-		}
-		total += len(msgs)
-		if len(msgs) < e.outboxBatch {
-			return total, nil
-		}
-	}
+	r := newRelay(e)
+	r.syncDeletes = true
+	return r.round(ctx, true)
 }
 
 // KickOutbox wakes the outbox relay; it never blocks.
@@ -582,17 +571,11 @@ const heldBackPoll = 100 * time.Millisecond
 func (e *Engine) runDeadlines(ctx context.Context) {
 	for {
 		wait := e.deadlineSweep
-		if _, err := e.ExpireDue(ctx); err != nil {
+		if _, next, ok, err := e.expireDue(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			e.log.Warn("deadline round failed; retrying", "err", err)
-			wait = e.retryBackoff
-		} else if next, ok, err := e.store.NextDeadline(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			e.log.Warn("read next deadline", "err", err)
 			wait = e.retryBackoff
 		} else if ok {
 			// A deadline at or before now fires on the next round; the

@@ -93,6 +93,21 @@ func setupGatherer(t *testing.T) *gatherBundle {
 
 func inbound(a store.StageAnswer) engine.Inbound { return engine.Inbound{Answer: a.Answer} }
 
+// submitHeld submits p1's quote to rfqID and returns once its transaction
+// is committing, held at the gate until release is closed; later
+// transactions pass. first receives Submit's error.
+func (gb *gatherBundle) submitHeld(rfqID string) (first <-chan error, release chan struct{}) {
+	entered, release := gb.gated.hold()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := gb.gatherer.Submit(gb.ctx, inbound(quote(rfqID, "p1", "10.00", start)))
+		errc <- err
+	}()
+	<-entered
+	gb.gated.open()
+	return errc, release
+}
+
 // submitAll submits answers concurrently and returns the results in order.
 func (gb *gatherBundle) submitAll(answers []store.StageAnswer) ([]store.StageResult, []error) {
 	res := make([]store.StageResult, len(answers))
@@ -123,14 +138,7 @@ func TestGathererStagesOneAnswerAtOnce(t *testing.T) {
 func TestGathererCommitsWaitingAnswersTogether(t *testing.T) {
 	gb := setupGatherer(t)
 	rfq := gb.create(t)
-	entered, release := gb.gated.hold()
-	first := make(chan error, 1)
-	go func() {
-		_, err := gb.gatherer.Submit(gb.ctx, inbound(quote(rfq.ID, "p1", "10.00", start)))
-		first <- err
-	}()
-	<-entered // the first transaction is committing
-	gb.gated.open()
+	first, release := gb.submitHeld(rfq.ID)
 
 	var rest []store.StageAnswer
 	for i, p := range []string{"p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10"} {
@@ -185,14 +193,7 @@ func TestGathererRefusesWhatDidNotDecode(t *testing.T) {
 func TestGathererStopStagesWhatWaits(t *testing.T) {
 	gb := setupGatherer(t)
 	rfq := gb.create(t)
-	entered, release := gb.gated.hold()
-	first := make(chan error, 1)
-	go func() {
-		_, err := gb.gatherer.Submit(gb.ctx, inbound(quote(rfq.ID, "p1", "10.00", start)))
-		first <- err
-	}()
-	<-entered
-	gb.gated.open()
+	first, release := gb.submitHeld(rfq.ID)
 	second := make(chan error, 1)
 	go func() {
 		_, err := gb.gatherer.Submit(gb.ctx, inbound(quote(rfq.ID, "p2", "10.00", start)))

@@ -9,7 +9,8 @@ import (
 	"github.com/wildrydes/rydes/internal/store"
 )
 
-// The outbox relay of a running engine (Run) is pipelined: it reads a
+// The outbox relay of a running engine (Run) is pipelined (FlushOutbox
+// runs the same relay with the delete of each batch in line): it reads a
 // batch, publishes it, hands the deletion of its rows to a background
 // deleter and reads on past it (by id) without waiting for that commit.
 // The deleter merges what waits into one DeleteOutbox call, which records
@@ -28,6 +29,9 @@ const relayResetEvery = 10 * time.Second
 // relay is the pipelined outbox relay's state.
 type relay struct {
 	e *Engine
+	// syncDeletes deletes each batch before the next is read, instead of
+	// leaving it to runDeleter: FlushOutbox.
+	syncDeletes bool
 
 	mu        sync.Mutex
 	after     int64 // the highest id published since the last reset
@@ -86,7 +90,13 @@ func (r *relay) round(ctx context.Context, sweep bool) (int, error) {
 		}
 		r.after = max(r.after, after)
 		r.mu.Unlock()
-		kick(r.wake)
+		if r.syncDeletes {
+			if err := r.deleteQueued(ctx); err != nil {
+				return total, err
+			}
+		} else {
+			kick(r.wake)
+		}
 		total += len(msgs)
 		if len(msgs) < r.e.outboxBatch {
 			return total, nil

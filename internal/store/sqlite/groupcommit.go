@@ -168,22 +168,14 @@ func (c *committer) commit(group []*pendingWrite) {
 			if rerr != nil {
 				// The transaction is in an unknown state: give up on all.
 				_ = tx.Rollback()
-				for _, o := range group {
-					if o.err == nil {
-						o.err = fmt.Errorf("%s: roll back a failed write of the group: %w", o.op, rerr)
-					}
-				}
+				failRest(group, "roll back a failed write of the group", rerr)
 				return
 			}
 			continue
 		}
 		if _, err := tx.ExecContext(context.Background(), "RELEASE w"); err != nil {
 			_ = tx.Rollback()
-			for _, o := range group {
-				if o.err == nil {
-					o.err = fmt.Errorf("%s: release savepoint: %w", o.op, err)
-				}
-			}
+			failRest(group, "release savepoint", err)
 			return
 		}
 		committed = append(committed, w)
@@ -195,6 +187,16 @@ func (c *committer) commit(group []*pendingWrite) {
 	if err := tx.Commit(); err != nil {
 		for _, w := range committed {
 			w.err = fmt.Errorf("%s: commit: %w", w.op, err)
+		}
+	}
+}
+
+// failRest gives the writes of group that have no outcome yet err, as what
+// happened while doing what.
+func failRest(group []*pendingWrite, what string, err error) {
+	for _, w := range group {
+		if w.err == nil {
+			w.err = fmt.Errorf("%s: %s: %w", w.op, what, err)
 		}
 	}
 }

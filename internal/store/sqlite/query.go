@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
-	"sync"
 )
 
 // The statements on the hot paths (creating RFQs, staging answers, reading
@@ -16,7 +16,7 @@ const (
 		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
 			created_at, deadline, status, pending, event_seq, notify_url, notify_secret)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 1, ?, ?)`
-	// Multi-row inserts: the prefix, then valuesList(row, n).
+	// Multi-row inserts: the prefix, then a value list per row.
 	sqlInsertRosterRows   = `INSERT INTO roster (rfq_id, provider, position, state, changed_at) VALUES `
 	rosterRow             = `(?, ?, ?, 'pending', ?)`
 	sqlInsertDispatchRows = `INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES `
@@ -63,29 +63,37 @@ var (
 	writeQueries = append([]string{
 		sqlInsertRFQ, sqlInsertEvent,
 		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlStageRosterAnswer, sqlAdvanceRFQ, sqlInsertRejection,
-	}, multiRowInserts()...)
+	}, slices.Concat(rosterInserts[1:], dispatchInserts[1:])...)
 )
 
 // maxInsertRows is the most rows one multi-row insert takes; larger sets
 // go in chunks. Every count up to it is prepared.
 const maxInsertRows = 32
 
-// multiRowInserts returns the multi-row inserts of every count up to
-// maxInsertRows.
-func multiRowInserts() []string {
-	var qs []string
+// rosterInserts and dispatchInserts are the multi-row inserts, by row
+// count (index 0 unused).
+var (
+	rosterInserts   = multiRowInserts(sqlInsertRosterRows, rosterRow)
+	dispatchInserts = multiRowInserts(sqlInsertDispatchRows, dispatchRow)
+)
+
+// multiRowInserts returns prefix followed by 1 to maxInsertRows copies of
+// row, indexed by the count.
+func multiRowInserts(prefix, row string) []string {
+	qs := make([]string, maxInsertRows+1)
 	for n := 1; n <= maxInsertRows; n++ {
-		qs = append(qs, sqlInsertRosterRows+valuesList(rosterRow, n), sqlInsertDispatchRows+valuesList(dispatchRow, n))
+		qs[n] = prefix + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 	}
 	return qs
 }
 
-// insertRows inserts rows (each of width values) with the multi-row
-// insert prefix+row, in chunks of at most maxInsertRows.
-func insertRows(ctx context.Context, tx *txn, prefix, row string, width int, rows []any) error {
+// insertRows inserts rows (each of width values) with inserts, the
+// multi-row inserts of one table by count, in chunks of at most
+// maxInsertRows.
+func insertRows(ctx context.Context, tx *txn, inserts []string, width int, rows []any) error {
 	for len(rows) > 0 {
 		n := min(len(rows)/width, maxInsertRows)
-		if _, err := tx.ExecContext(ctx, prefix+valuesList(row, n), rows[:n*width]...); err != nil {
+		if _, err := tx.ExecContext(ctx, inserts[n], rows[:n*width]...); err != nil {
 			return err
 		}
 		rows = rows[n*width:]
@@ -128,25 +136,6 @@ type txn struct {
 	// the others' writes.
 	uncancelable bool
 }
-
-// valuesList returns n comma-separated copies of row, "(?, ?)" say, for a
-// multi-row INSERT; the texts are kept for the common counts.
-func valuesList(row string, n int) string {
-	key := valuesKey{row, n}
-	if v, ok := valuesLists.Load(key); ok {
-		return v.(string)
-	}
-	v := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
-	valuesLists.Store(key, v)
-	return v
-}
-
-type valuesKey struct {
-	row string
-	n   int
-}
-
-var valuesLists sync.Map // valuesKey → string
 
 // stmtCtx is the context a statement runs with.
 func (t *txn) stmtCtx(ctx context.Context) context.Context {

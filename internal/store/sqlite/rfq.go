@@ -59,10 +59,10 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 				roster = append(roster, r.ID, e.Provider, i, micros(utc(changed)))
 				dispatches = append(dispatches, r.ID, e.Provider, string(req), created)
 			}
-			if err := insertRows(ctx, tx, sqlInsertRosterRows, rosterRow, 4, roster); err != nil {
+			if err := insertRows(ctx, tx, rosterInserts, 4, roster); err != nil {
 				return err
 			}
-			if err := insertRows(ctx, tx, sqlInsertDispatchRows, dispatchRow, 4, dispatches); err != nil {
+			if err := insertRows(ctx, tx, dispatchInserts, 4, dispatches); err != nil {
 				return err
 			}
 		}
