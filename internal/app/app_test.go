@@ -154,7 +154,7 @@ func (h *harness) events(id string) []rydes.Event {
 		require.NoError(h.t, err, "events so far: %v", evs)
 		var ev rydes.Event
 		require.NoError(h.t, json.Unmarshal(msg.Data(), &ev))
-		require.Equal(h.t, bus.EventSubject(id, ev.Type), msg.Subject())
+		require.Equal(h.t, bus.EventSubject(id, ev.Type, ev.Seq), msg.Subject())
 		require.Equal(h.t, int64(len(evs)+1), ev.Seq, "events numbered from 1 without gap or repeat")
 		evs = append(evs, ev)
 	}

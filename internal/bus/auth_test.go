@@ -328,14 +328,14 @@ func TestProviderIsolation(t *testing.T) {
 	})
 	t.Run("8 subscribe to events", func(t *testing.T) {
 		a.subscribeRefused(t, "rydes.events.>")
-		a.subscribeRefused(t, EventSubject(rfq2, rydes.EventQuote))
+		a.subscribeRefused(t, EventSubject(rfq2, rydes.EventQuote, 2))
 	})
 	t.Run("9 ack B's requests", func(t *testing.T) {
 		a.publishRefused(t, "$JS.ACK."+bQueue+".1.2.1.1767225600000000000.0", []byte("+ACK"))
 	})
 	t.Run("10 publish requests or events", func(t *testing.T) {
 		a.publishRefused(t, DispatchSubject("B"), []byte(`{}`))
-		a.publishRefused(t, EventSubject(rfq2, rydes.EventComplete), []byte(`{}`))
+		a.publishRefused(t, EventSubject(rfq2, rydes.EventComplete, 3), []byte(`{}`))
 	})
 
 	// Nothing changed: B's request still waits, undelivered; the streams

@@ -7,7 +7,8 @@
 //	RYDES_DISPATCH  rydes.dispatch.<provider>        work queue: one durable
 //	                                                 consumer per provider IS
 //	                                                 that provider's queue
-//	RYDES_EVENTS    rydes.events.<rfq id>.<type>     limits: RFQ events for
+//	RYDES_EVENTS    rydes.events.<rfq id>.<type>.<seq>
+//	                                                 limits: RFQ events for
 //	                                                 watchers, kept 24h
 //
 // Answers come back as requests, not through a stream: a provider sends
@@ -40,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -141,10 +143,13 @@ func DispatchSubject(provider string) string { return DispatchSubjectPrefix + pr
 // AnswerSubject is the subject provider publishes its answers on.
 func AnswerSubject(provider string) string { return AnswerSubjectPrefix + provider }
 
-// EventSubject is the subject events of type t for RFQ rfqID are published
-// on.
-func EventSubject(rfqID string, t rydes.EventType) string {
-	return EventSubjectPrefix + rfqID + "." + string(t)
+// EventSubject is the subject event seq of RFQ rfqID, of type t, is
+// published on: "rydes.events.<rfq id>.<type>.<seq>". Every event has a
+// subject of its own, so that the broker's per-subject index finds all of
+// one RFQ's events at once (see WatchRFQ), and a type is still one
+// wildcard away ("rydes.events.*.complete.*").
+func EventSubject(rfqID string, t rydes.EventType, seq int64) string {
+	return EventSubjectPrefix + rfqID + "." + string(t) + "." + strconv.FormatInt(seq, 10)
 }
 
 // ProviderQueue returns the name of provider's durable consumer on
@@ -287,6 +292,9 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			MaxBytes:    cfg.Events.MaxBytes,
 			MaxMsgs:     cfg.Events.MaxMsgs,
 			Discard:     jetstream.DiscardOld,
+			// A watcher reads an RFQ's stored events with one direct get
+			// of the last message on each of its subjects (see WatchRFQ).
+			AllowDirect: true,
 			// Every event, once stored, is published again on core NATS
 			// for the watchers of each rydes instance (see WatchRFQ).
 			RePublish: &jetstream.RePublish{Source: EventSubjectPrefix + ">", Destination: StoredEventSubjectPrefix + ">"},
@@ -455,7 +463,7 @@ func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
 		if !subjectToken(m.Event.RFQID) || !subjectToken(string(m.Event.Type)) {
 			return nil, fmt.Errorf("outbox message %d: event %q of RFQ %q does not make a subject", m.ID, m.Event.Type, m.Event.RFQID)
 		}
-		subject, rfqID = EventSubject(m.Event.RFQID, m.Event.Type), m.Event.RFQID
+		subject, rfqID = EventSubject(m.Event.RFQID, m.Event.Type, m.Event.Seq), m.Event.RFQID
 		body, err = json.Marshal(m.Event)
 	default:
 		return nil, fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)

@@ -194,7 +194,7 @@ func TestStreamsConfig(t *testing.T) {
 
 	require.Equal(t, "rydes.dispatch.p1", DispatchSubject("p1"))
 	require.Equal(t, "rydes.answers.p1", AnswerSubject("p1"))
-	require.Equal(t, "rydes.events."+rfq1+".quote", EventSubject(rfq1, rydes.EventQuote))
+	require.Equal(t, "rydes.events."+rfq1+".quote.2", EventSubject(rfq1, rydes.EventQuote, 2))
 	require.Equal(t, "provider-p1", ProviderQueue("p1"))
 }
 
@@ -276,7 +276,7 @@ func TestPublishDeduplicates(t *testing.T) {
 
 	s, err := bb.js.Stream(ctx, EventsStream)
 	require.NoError(t, err)
-	raw, err := s.GetLastMsgForSubject(ctx, EventSubject(rfq1, rydes.EventCreated))
+	raw, err := s.GetLastMsgForSubject(ctx, EventSubject(rfq1, rydes.EventCreated, 1))
 	require.NoError(t, err)
 	require.Equal(t, "event."+rfq1+".1", raw.Header.Get(jetstream.MsgIDHeader))
 	require.Equal(t, rfq1, raw.Header.Get(HeaderRFQID))

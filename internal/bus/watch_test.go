@@ -154,11 +154,11 @@ func TestWatchRFQSkipsJunk(t *testing.T) {
 	forged := rydes.Event{RFQID: rfq1, Seq: 2, Type: rydes.EventComplete, Provider: "mallory", Status: rydes.StatusComplete}
 	body, err := json.Marshal(forged)
 	require.NoError(t, err)
-	subject := EventSubject(rfq1, rydes.EventComplete)
+	subject := EventSubject(rfq1, rydes.EventComplete, 2)
 	junk := []*nats.Msg{
 		{Subject: subject, Data: body}, // no message id
-		{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: {"event." + rfq1 + ".7"}}},           // id of another seq
-		{Subject: EventSubject(rfq1, rydes.EventQuote), Data: body, Header: nats.Header{jetstream.MsgIDHeader: {"x"}}}, // body for another subject
+		{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: {"event." + rfq1 + ".7"}}},              // id of another seq
+		{Subject: EventSubject(rfq1, rydes.EventQuote, 2), Data: body, Header: nats.Header{jetstream.MsgIDHeader: {"x"}}}, // body for another subject
 		{Subject: subject, Data: []byte("not json"), Header: nats.Header{jetstream.MsgIDHeader: {"junk"}}},
 	}
 	for _, m := range junk {
@@ -358,4 +358,91 @@ func TestWatchRFQFallsBehindAndCatchesUp(t *testing.T) {
 	}
 	require.Equal(t, want, recvSeqs(t, ch, last-1))
 	requireClosed(t, ch)
+}
+
+// consumerCreations counts the requests to create a consumer on the events
+// stream that the broker received, through a subscription of the test's
+// own connection to the JetStream API subject.
+func (bb *bundle) consumerCreations(t *testing.T) func() int {
+	t.Helper()
+	sub, err := bb.nc.SubscribeSync("$JS.API.CONSUMER.CREATE." + EventsStream + ".>")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	require.NoError(t, bb.nc.Flush())
+	return func() int {
+		// The watch got the server's answer before it returned, so the
+		// server routed the request to sub before this flush's PONG.
+		require.NoError(t, bb.nc.Flush())
+		n, _, err := sub.Pending()
+		require.NoError(t, err)
+		return n
+	}
+}
+
+// A watcher reads the stored events with one direct get through the
+// broker's subject index, not with a consumer (which makes the broker walk
+// the stream message by message).
+func TestWatchRFQReadsStoredEventsWithoutAConsumer(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq2, 1, 2, false))
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, false))
+	require.NoError(t, err)
+	created := bb.consumerCreations(t)
+
+	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int64{2, 3}, recvSeqs(t, ch, 2))
+	require.Zero(t, created(), "consumers created to read stored events")
+
+	// An RFQ with no event stored yet.
+	ctx3, cancel := context.WithCancel(ctx)
+	ch3, err := bb.bus.WatchRFQ(ctx3, "0b5e3c1a-2f4d-4e6b-8a9c-7d1e2f3a4b5c", 0)
+	require.NoError(t, err)
+	require.Zero(t, created())
+	cancel()
+	requireClosed(t, ch3)
+}
+
+// Where the stream refuses direct gets (an operator's stream, an older
+// broker), a watcher reads the stored events with a consumer instead.
+func TestWatchRFQReadsStoredEventsWithAConsumerWithoutDirectGets(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	for _, sc := range StreamConfigs(Config{}) {
+		if sc.Name == EventsStream {
+			sc.AllowDirect = false
+			_, err := bb.js.UpdateStream(ctx, sc)
+			require.NoError(t, err)
+		}
+	}
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, false))
+	require.NoError(t, err)
+	created := bb.consumerCreations(t)
+
+	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
+	require.Equal(t, 1, created(), "consumers created to read stored events")
+	bb.waitNoConsumers(t)
+}
+
+// A message that is not an event, stored on an event's subject after the
+// event, hides the event from a read of each subject's last message: the
+// watcher then reads every message with a consumer, and misses nothing.
+func TestWatchRFQSeesPastJunkOnAnEventSubject(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, false))
+	require.NoError(t, err)
+	// A server response reflected onto event 2's subject.
+	require.NoError(t, bb.nc.PublishMsg(&nats.Msg{Subject: "$JS.API.STREAM.INFO." + EventsStream, Reply: EventSubject(rfq1, rydes.EventQuote, 2)}))
+	require.Eventually(t, func() bool { return bb.streamMsgs(t, EventsStream) == 4 }, 5*time.Second, 5*time.Millisecond)
+	created := bb.consumerCreations(t)
+
+	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
+	require.Equal(t, 1, created(), "consumers created to read stored events")
 }

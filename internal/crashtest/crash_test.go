@@ -783,7 +783,7 @@ func checkEvents(t *testing.T, js jetstream.JetStream, rows map[string]storedRFQ
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatalf("event on %s: %v", msg.Subject(), err)
 		}
-		if want := bus.EventSubject(ev.RFQID, ev.Type); msg.Subject() != want {
+		if want := bus.EventSubject(ev.RFQID, ev.Type, ev.Seq); msg.Subject() != want {
 			t.Errorf("event %s on subject %s, want %s", ev.ID(), msg.Subject(), want)
 		}
 		evs[ev.RFQID] = append(evs[ev.RFQID], ev)

@@ -211,9 +211,9 @@ func MessageID(rfqID string, event rydes.EventType) string {
 // FilterSubjects are the subjects of ConsumerName: the final events.
 func FilterSubjects() []string {
 	return []string{
-		bus.EventSubjectPrefix + "*." + string(rydes.EventComplete),
-		bus.EventSubjectPrefix + "*." + string(rydes.EventExpired),
-		bus.EventSubjectPrefix + "*." + string(rydes.EventCancelled),
+		bus.EventSubjectPrefix + "*." + string(rydes.EventComplete) + ".*",
+		bus.EventSubjectPrefix + "*." + string(rydes.EventExpired) + ".*",
+		bus.EventSubjectPrefix + "*." + string(rydes.EventCancelled) + ".*",
 	}
 }
 

@@ -598,7 +598,7 @@ func TestForgedFinalEventOfOpenRFQIsDropped(t *testing.T) {
 	// A well-formed final event the store does not agree with.
 	bb.publish(t, rydes.Event{RFQID: rfq.ID, Seq: 5, Type: rydes.EventComplete, Status: rydes.StatusComplete})
 	// And junk on a final subject, without a message id.
-	_, err := bb.bus.JetStream().Publish(rydestest.Context(t), bus.EventSubject(rfq.ID, rydes.EventCancelled), []byte(`{"rfq_id":"`+rfq.ID+`","seq":6,"type":"cancelled"}`))
+	_, err := bb.bus.JetStream().Publish(rydestest.Context(t), bus.EventSubject(rfq.ID, rydes.EventCancelled, 6), []byte(`{"rfq_id":"`+rfq.ID+`","seq":6,"type":"cancelled"}`))
 	require.NoError(t, err)
 
 	bb.waitIdle(t)

@@ -332,13 +332,13 @@ func TestLostEventsStreamGetsFinalEventsBack(t *testing.T) {
 
 	s, err := h.js.Stream(h.ctx, bus.EventsStream)
 	require.NoError(t, err)
-	m, err := s.GetLastMsgForSubject(h.ctx, bus.EventSubject(cancelled.ID, rydes.EventCancelled))
+	m, err := s.GetLastMsgForSubject(h.ctx, bus.EventSubject(cancelled.ID, rydes.EventCancelled, res.Event.Seq))
 	require.NoError(t, err)
 	var ev rydes.Event
 	require.NoError(t, json.Unmarshal(m.Data, &ev))
 	require.Equal(t, res.Event, ev, "the final event as the store emitted it")
 	require.Equal(t, "event."+res.Event.ID(), m.Header.Get(jetstream.MsgIDHeader))
-	_, err = s.GetLastMsgForSubject(h.ctx, bus.EventSubject(stillOpen.ID, rydes.EventCreated))
+	_, err = s.GetLastMsgForSubject(h.ctx, bus.EventSubject(stillOpen.ID, rydes.EventCreated, 1))
 	require.Error(t, err, "non-final events are not re-published")
 }
 
