@@ -26,6 +26,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	var cfg app.Config
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "address the HTTP API listens on (port 0 picks a free one)")
+	fs.StringVar(&cfg.DebugAddr, "debug-listen", "", "address that serves Go's profiles (/debug/pprof/), apart from the API, e.g. 127.0.0.1:6060; keep it on loopback. Empty: none")
 	fs.StringVar(&cfg.DataDir, "data", "./rydes-data", "data directory: the broker's store and the database")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "client address of the embedded broker for provider processes, e.g. 127.0.0.1:4223 (port 0 picks a free one); empty: in-process only")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS broker (another rydes's --nats-listen, or a cluster) instead of the embedded one")

@@ -93,7 +93,10 @@ func (d Durability) sqliteSynchronous() sqlite.Synchronous {
 
 // Config is the configuration of one rydes process.
 type Config struct {
-	HTTPAddr   string // address the HTTP API listens on; port 0 picks a free one
+	HTTPAddr string // address the HTTP API listens on; port 0 picks a free one
+	// DebugAddr, if set, is where Go's profiles are served
+	// (/debug/pprof/), apart from the API; keep it on loopback.
+	DebugAddr  string
 	DataDir    string // holds the broker's store (nats/) and the database (rydes.db)
 	NATSListen string // client address of the embedded broker for provider processes; "" for in-process only
 	// NATSURL, when set, makes rydes use that broker (another rydes's
@@ -191,6 +194,8 @@ type App struct {
 	log      *slog.Logger
 	ln       net.Listener
 	srv      *http.Server
+	debugLn  net.Listener // DebugAddr's; nil without one
+	debugSrv *http.Server
 	nats     *bus.Embedded
 	nc       *nats.Conn
 	bus      *bus.Bus
@@ -207,11 +212,10 @@ type App struct {
 	adminKeyHash      string
 	generatedAdminKey string
 
-	ready       atomic.Bool
-	stopWatches context.CancelFunc // ends event streams and long polls
-	cancel      context.CancelFunc // stops the background loops
-	wg          sync.WaitGroup     // the background loops
-	errc        chan error         // first fatal error of a background loop
+	ready  atomic.Bool
+	cancel context.CancelFunc // stops the background loops
+	wg     sync.WaitGroup     // the background loops
+	errc   chan error         // first fatal error of a background loop
 
 	stopOnce sync.Once
 	stopErr  error
@@ -386,11 +390,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("subscribe to provider changes: %w", err)
 	}
 
-	// Event streams and long polls end when shutdown begins, so that
-	// draining HTTP does not wait for them (clients resume elsewhere).
-	stopping, stop := context.WithCancel(context.Background())
-	a.stopWatches = stop
-
+	if err := a.listenDebug(cfg.DebugAddr); err != nil {
+		return nil, err
+	}
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -403,7 +405,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			AdminKeyHash:          func() string { return a.adminKeyHash },
 			Customers:             a.custs,
 			OpenLoopbackCustomers: cfg.Demo,
-			Watcher:               stoppableWatcher{bus: a.bus, stop: stopping},
+			Watcher:               a.bus,
 			Notifications:         a.store,
 			Audit:                 a.store,
 			Web:                   web.Handler(),
@@ -495,6 +497,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 		return nil
 	})
+	a.serveDebug()
 	a.ready.Store(true)
 	a.log.Info("rydes ready", "http", a.URL(), "data", cfg.DataDir, "nats", a.NATSURL(), "demo", cfg.Demo, "durability", cfg.Durability)
 	return a, nil
@@ -607,37 +610,6 @@ func (a *App) reconcileWebhooks() {
 	if err := a.hooks.Reconcile(ctx); err != nil {
 		a.log.Warn("reconcile webhook dispatchers; retried at the next resync", "err", err)
 	}
-}
-
-// stoppableWatcher ends every watch when the process starts stopping.
-type stoppableWatcher struct {
-	bus  *bus.Bus
-	stop context.Context
-}
-
-func (w stoppableWatcher) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	unregister := context.AfterFunc(w.stop, cancel)
-	in, err := w.bus.WatchRFQ(ctx, rfqID, afterSeq)
-	if err != nil {
-		unregister()
-		cancel()
-		return nil, err
-	}
-	out := make(chan rydes.Event)
-	go func() {
-		defer close(out)
-		defer cancel()
-		defer unregister()
-		for ev := range in {
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
 }
 
 // natsAuth checks provider credentials on the embedded broker against the
@@ -775,10 +747,17 @@ func (a *App) Err() <-chan error { return a.errc }
 func (a *App) Shutdown(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.ready.Store(false)
-		a.stopWatches()
+		// Event streams and long polls end when shutdown begins, so that
+		// draining HTTP does not wait for them (clients resume elsewhere).
+		if a.bus != nil {
+			a.bus.EndWatches()
+		}
 		var errs []error
 		if err := a.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain http: %w", err))
+		}
+		if a.debugSrv != nil {
+			_ = a.debugSrv.Close() // a profile being taken is cut short
 		}
 		a.cancel()
 		a.wg.Wait()
@@ -792,6 +771,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 // close releases what Start acquired, in reverse order.
 func (a *App) close() error {
 	var errs []error
+	// Closed already if serving began; not if Start failed after listening.
+	for _, ln := range []net.Listener{a.ln, a.debugLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 	if a.bus != nil {
 		a.bus.Close()
 	}

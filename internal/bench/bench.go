@@ -103,6 +103,13 @@ type Config struct {
 	// Hold and Watchers size the hold scenario: open requests and SSE
 	// watchers held at once.
 	Hold, Watchers int
+	// HoldFor is how long the hold scenario holds everything open, its
+	// memory sampled all along (default DefaultHoldFor).
+	HoldFor time.Duration
+	// TargetPID is the process of the rydes at URL, whose memory the hold
+	// scenario samples (Linux); 0 for none. With rydes in-process, the
+	// bench samples its own.
+	TargetPID int
 
 	// Reference also measures the disk's fsync rate and a bare JetStream
 	// scatter-gather loop, and reports rydes's figures as ratios of them.
@@ -132,6 +139,7 @@ const (
 	DefaultRequestTimeout = 30 * time.Second
 	DefaultHold           = 20_000
 	DefaultWatchers       = 2_000
+	DefaultHoldFor        = 5 * time.Second
 	DefaultReferenceTime  = 3 * time.Second
 )
 
@@ -163,6 +171,7 @@ func (c *Config) defaults() error {
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
 	c.Hold = cmp.Or(c.Hold, DefaultHold)
 	c.Watchers = cmp.Or(c.Watchers, DefaultWatchers)
+	c.HoldFor = cmp.Or(c.HoldFor, DefaultHoldFor)
 	c.ReferenceDuration = cmp.Or(c.ReferenceDuration, DefaultReferenceTime)
 	switch {
 	case c.Rate < 0:
@@ -175,7 +184,11 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("watchers %d: at most as many as held requests (%d)", c.Watchers, c.Hold)
 	case c.SSESample < 0 || c.SSESample > 1:
 		return fmt.Errorf("sse sample %g: must be between 0 and 1", c.SSESample)
-	case c.Warmup < 0 || c.Duration < 0 || c.Drain < 0 || c.AnswerDelay < 0:
+	case c.TargetPID < 0:
+		return fmt.Errorf("pid %d: must not be negative", c.TargetPID)
+	case c.TargetPID != 0 && c.URL == "":
+		return errors.New("pid: only with --url (in-process, the bench samples its own memory)")
+	case c.Warmup < 0 || c.Duration < 0 || c.Drain < 0 || c.AnswerDelay < 0 || c.HoldFor < 0:
 		return errors.New("durations must not be negative")
 	case c.RequestTimeout < time.Second:
 		return fmt.Errorf("request timeout %s: at least 1s", c.RequestTimeout)

@@ -121,6 +121,7 @@ func TestRunHold(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Scenario = ScenarioHold
 	cfg.Hold, cfg.Watchers = 40, 10
+	cfg.HoldFor = time.Millisecond // one sample
 	rep, err := Run(rydestest.Context(t), cfg)
 	require.NoError(t, err)
 	require.NotNil(t, rep.Hold)
@@ -129,6 +130,11 @@ func TestRunHold(t *testing.T) {
 	require.Zero(t, rep.Hold.Errors, "first error: %s", rep.Hold.FirstError)
 	require.Empty(t, rep.Notes, "every watcher opened")
 	require.Positive(t, rep.Hold.RSSMiB)
+	require.NotNil(t, rep.Hold.Held, "in-process, the bench samples its own memory while all is held")
+	require.Empty(t, rep.Hold.Held.Error)
+	require.Equal(t, "rydes+bench", rep.Hold.Held.Measured)
+	require.GreaterOrEqual(t, rep.Hold.Held.Samples, 1)
+	require.Positive(t, rep.Hold.Held.MaxMiB)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -141,6 +147,8 @@ func TestConfigErrors(t *testing.T) {
 		{Config{URL: "http://127.0.0.1:1", AdminKey: "k"}, "NATS URL"},
 		{Config{SSESample: 2}, "sse sample"},
 		{Config{Hold: 5, Watchers: 6}, "watchers 6"},
+		{Config{Scenario: ScenarioHold, TargetPID: 1}, "pid: only with --url"},
+		{Config{TargetPID: -1}, "pid -1"},
 		{Config{Durability: "never"}, `durability "never"`},
 	} {
 		_, err := Run(rydestest.Context(t), tc.cfg)

@@ -32,8 +32,58 @@ type HoldReport struct {
 	// process's peak so far.
 	RSSMiB     float64 `json:"rss_mib"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
-	Errors     int64   `json:"errors"`
-	FirstError string  `json:"first_error,omitempty"`
+	// Held is rydes's resident set sampled while everything is held
+	// (Config.HoldFor): of the process Config.TargetPID, or of this one
+	// with rydes in-process; nil if not measured.
+	Held       *HeldMemory `json:"held,omitempty"`
+	Errors     int64       `json:"errors"`
+	FirstError string      `json:"first_error,omitempty"`
+}
+
+// HeldMemory is a process's resident set sampled while the hold scenario
+// holds everything.
+type HeldMemory struct {
+	PID      int     `json:"pid"` // 0: the bench's own process
+	Seconds  float64 `json:"seconds"`
+	Samples  int     `json:"samples"`
+	LastMiB  float64 `json:"last_rss_mib"`
+	MaxMiB   float64 `json:"max_rss_mib"`
+	Error    string  `json:"error,omitempty"`
+	Measured string  `json:"measured"` // "rydes" or "rydes+bench"
+}
+
+// holdSample is how often the hold scenario samples memory.
+const holdSample = 250 * time.Millisecond
+
+// sampleHeld samples the resident set of process pid (0: this one) every
+// holdSample for d, or until ctx ends.
+func sampleHeld(ctx context.Context, pid int, d time.Duration) *HeldMemory {
+	h := &HeldMemory{PID: pid, Measured: "rydes"}
+	if pid == 0 {
+		h.Measured = "rydes+bench"
+	}
+	start := time.Now()
+	t := time.NewTicker(holdSample)
+	defer t.Stop()
+	for {
+		rss, _, err := memoryOf(pid)
+		if err != nil {
+			h.Error = err.Error()
+			return h
+		}
+		h.Samples++
+		h.LastMiB = mib(rss)
+		h.MaxMiB = max(h.MaxMiB, h.LastMiB)
+		h.Seconds = time.Since(start).Seconds()
+		if h.Seconds >= d.Seconds() {
+			return h
+		}
+		select {
+		case <-ctx.Done():
+			return h
+		case <-t.C:
+		}
+	}
 }
 
 // runHold runs the hold scenario and fills rep.
@@ -129,6 +179,9 @@ func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	opened.Wait()
 	stopProgress()
 	h.WatchSec = time.Since(start).Seconds()
+	if tg.inProcess() || cfg.TargetPID != 0 {
+		h.Held = sampleHeld(ctx, cfg.TargetPID, cfg.HoldFor)
+	}
 
 	rep.fillProcess(tg, nil, 0)
 	h.RSSMiB, h.PeakRSSMiB = rep.Process.RSSMiB, rep.Process.PeakRSSMiB

@@ -278,6 +278,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if h.FirstError != "" {
 			p("first error: %s\n", h.FirstError)
 		}
+		if m := h.Held; m != nil {
+			p("held for %.1fs: %s rss %.0f MiB at the end, %.0f MiB at most (%d samples)\n", m.Seconds, m.Measured, m.LastMiB, m.MaxMiB, m.Samples)
+			if m.Error != "" {
+				p("held memory: %s\n", m.Error)
+			}
+		}
 	}
 	pr := r.Process
 	p("\nprocess (%s): cpu %.1fs (%.2f cores", pr.Measured, pr.CPUSeconds, pr.CPUCores)

@@ -24,10 +24,17 @@ func cpuTime() (time.Duration, error) {
 
 // memory returns this process's resident set size now and at its peak
 // (VmRSS and VmHWM of /proc/self/status), in bytes.
-func memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile("/proc/self/status")
+func memory() (rss, peak int64, err error) { return memoryOf(0) }
+
+// memoryOf is memory of process pid; 0 is this one.
+func memoryOf(pid int) (rss, peak int64, err error) {
+	path := "/proc/self/status"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/status"
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read /proc/self/status: %w", err)
+		return 0, 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -46,11 +53,11 @@ func memory() (rss, peak int64, err error) {
 		}
 		f := bytes.Fields(value) // "123456 kB"
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, 0, fmt.Errorf("parse /proc/self/status: %s: %q", name, value)
+			return 0, 0, fmt.Errorf("parse %s: %s: %q", path, name, value)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("parse /proc/self/status: %s: %w", name, err)
+			return 0, 0, fmt.Errorf("parse %s: %s: %w", path, name, err)
 		}
 		*dst = kb << 10
 	}

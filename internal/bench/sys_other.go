@@ -16,5 +16,8 @@ func cpuTime() (time.Duration, error) { return 0, errUnsupported }
 // memory is not measured outside Linux.
 func memory() (rss, peak int64, err error) { return 0, 0, errUnsupported }
 
+// memoryOf is not measured outside Linux.
+func memoryOf(int) (rss, peak int64, err error) { return 0, 0, errUnsupported }
+
 // fdatasync flushes f to the disk; outside Linux with fsync.
 func fdatasync(f *os.File) error { return f.Sync() }

@@ -212,6 +212,9 @@ type Bus struct {
 	hubOnce sync.Once
 	hub     *eventHub // the watchers' one subscription, made on first use
 	hubErr  error
+	// watching ends every watch when cancelled (EndWatches, Close).
+	watching    context.Context
+	endWatching context.CancelFunc
 
 	// done is closed by Close; Publish and Gather calls are counted in wg.
 	done      chan struct{}
@@ -242,6 +245,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("new bus: jetstream: %w", err)
 	}
 	b := &Bus{js: js, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	b.watching, b.endWatching = context.WithCancel(context.Background())
 	for _, sc := range StreamConfigs(cfg) {
 		s, err := js.CreateOrUpdateStream(ctx, sc)
 		if err != nil {
@@ -324,6 +328,7 @@ func (b *Bus) Close() {
 		b.closed = true
 		close(b.done)
 		b.mu.Unlock()
+		b.endWatching()
 		b.wg.Wait()
 		if b.hub != nil {
 			b.hub.close()
@@ -331,6 +336,12 @@ func (b *Bus) Close() {
 		b.js.CleanupPublisher()
 	})
 }
+
+// EndWatches ends every watch of the bus, those to come included: their
+// channels close as if their contexts had ended. A process that starts
+// stopping calls it so that event streams end before it waits for its
+// HTTP requests; Close ends them too.
+func (b *Bus) EndWatches() { b.endWatching() }
 
 // PublishError reports the messages of a Publish call that were not
 // stored. The others were; deleting their outbox rows is safe.

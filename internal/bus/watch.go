@@ -134,15 +134,14 @@ func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-cha
 		defer b.wg.Done()
 		defer close(out)
 		defer hub.unregister(w)
+		// One goroutine per watcher: the end of every watch (EndWatches,
+		// Close) cancels this one's context without another.
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go func() {
-			select {
-			case <-b.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		defer context.AfterFunc(b.watching, cancel)()
+		if b.watching.Err() != nil {
+			return // watches ended before this one began
+		}
 		if !send(ctx, out, ready) {
 			return
 		}

@@ -446,3 +446,23 @@ func TestWatchRFQSeesPastJunkOnAnEventSubject(t *testing.T) {
 	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
 	require.Equal(t, 1, created(), "consumers created to read stored events")
 }
+
+// EndWatches closes every watch's channel, and those of watches started
+// after it, while the bus goes on publishing.
+func TestEndWatches(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false))
+	require.NoError(t, err)
+	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2}, recvSeqs(t, ch, 2))
+
+	bb.bus.EndWatches()
+	requireClosed(t, ch)
+	later, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
+	require.NoError(t, err)
+	requireClosed(t, later)
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true))
+	require.NoError(t, err, "the bus still publishes")
+}
