@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -30,9 +31,9 @@ func (s *Store) StageAnswers(ctx context.Context, p store.StageAnswersParams) ([
 	}
 	now := utc(p.Now)
 	err := s.write(ctx, "stage answers", func(tx *txn) error {
-		b := batchRFQs{}
+		b := newBatchRFQs(p.Answers)
 		for i, sa := range p.Answers {
-			res, err := stageAnswer(ctx, tx, &b, sa, now)
+			res, err := stageAnswer(ctx, tx, b, sa, now)
 			if err != nil {
 				return fmt.Errorf("answer %d: %w", i, err)
 			}
@@ -57,11 +58,24 @@ type openRFQ struct {
 }
 
 // batchRFQs holds, within one StageAnswers transaction, the RFQs its
-// answers touched: each is read once, and written once at the end (save),
-// however many of its providers answered in the batch.
+// answers touched: each is read once, with the roster entries of the
+// providers answering it in the batch, and written once at the end (save),
+// however many of its providers answered. It also holds the events the
+// batch emitted, which save writes to the outbox.
 type batchRFQs struct {
-	m     map[string]*batchRFQ
-	order []*batchRFQ // in first-touched order
+	answering map[string][]string // the providers answering each RFQ in the batch
+	m         map[string]*batchRFQ
+	order     []*batchRFQ   // in first-touched order
+	events    []rydes.Event // in the order emitted
+}
+
+// newBatchRFQs returns the batch of answers, none read yet.
+func newBatchRFQs(answers []store.StageAnswer) *batchRFQs {
+	b := &batchRFQs{answering: map[string][]string{}, m: map[string]*batchRFQ{}}
+	for _, sa := range answers {
+		b.answering[sa.Answer.RFQID] = append(b.answering[sa.Answer.RFQID], sa.Answer.Provider)
+	}
+	return b
 }
 
 // batchRFQ is one RFQ of a batch: as read, and as the batch's answers so
@@ -71,10 +85,14 @@ type batchRFQ struct {
 	readPending int
 	closed      any // the closing time once the batch completed it
 	dirty       bool
+	// roster has the entries of the providers answering the RFQ in the
+	// batch (those asked), each with its staged answer if any: as read,
+	// then as the batch's answers so far left them.
+	roster map[string]rydes.Prior
 }
 
-// get returns RFQ id as the batch's answers so far left it, reading it on
-// first use; sql.ErrNoRows if it does not exist.
+// get returns RFQ id as the batch's answers so far left it, reading it and
+// its roster entries on first use; sql.ErrNoRows if it does not exist.
 func (b *batchRFQs) get(ctx context.Context, tx *txn, id string) (*batchRFQ, error) {
 	if e, ok := b.m[id]; ok {
 		return e, nil
@@ -88,17 +106,51 @@ func (b *batchRFQs) get(ctx context.Context, tx *txn, id string) (*batchRFQ, err
 		return nil, err
 	}
 	r.id, r.deadline = id, fromMicros(deadline)
-	e := &batchRFQ{r: r, readPending: r.pending}
-	if b.m == nil {
-		b.m = make(map[string]*batchRFQ)
+	roster, err := readRoster(ctx, tx, id, b.answering[id])
+	if err != nil {
+		return nil, fmt.Errorf("RFQ %s: roster: %w", id, err)
 	}
+	e := &batchRFQ{r: r, readPending: r.pending, roster: roster}
 	b.m[id] = e
 	b.order = append(b.order, e)
 	return e, nil
 }
 
-// save writes what the batch changed of each RFQ.
+// readRoster returns the roster entries of RFQ id of those of providers
+// it asked, by provider, each with its answer if it has one.
+func readRoster(ctx context.Context, tx *txn, id string, providers []string) (map[string]rydes.Prior, error) {
+	// One provider is looked up directly: for one, the JSON array costs
+	// more than it saves.
+	query, args := sqlSelectRosterEntry, []any{id, providers[0]}
+	if len(providers) > 1 {
+		list, err := json.Marshal(providers)
+		if err != nil {
+			return nil, err
+		}
+		query, args = sqlSelectRosterEntries, []any{id, string(list)}
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	roster := make(map[string]rydes.Prior, len(providers))
+	for rows.Next() {
+		e, a, err := scanRoster(rows, id)
+		if err != nil {
+			return nil, err
+		}
+		roster[e.Provider] = rydes.Prior{Entry: e, Answer: a}
+	}
+	return roster, rows.Err()
+}
+
+// save writes the batch's events to the outbox, in the order emitted, and
+// what the batch changed of each RFQ.
 func (b *batchRFQs) save(ctx context.Context, tx *txn) error {
+	if err := insertEvents(ctx, tx, b.events...); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
 	for _, e := range b.order {
 		if !e.dirty {
 			continue
@@ -138,19 +190,18 @@ func stageAnswer(ctx context.Context, tx *txn, b *batchRFQs, sa store.StageAnswe
 	r := br.r
 
 	var prior *rydes.Prior
-	row := tx.QueryRowContext(ctx, sqlSelectRosterEntry, a.RFQID, a.Provider)
-	e, answer, err := scanRoster(row, a.RFQID)
-	switch {
-	case err == nil:
-		prior = &rydes.Prior{Entry: e, Answer: answer}
-	case !errors.Is(err, sql.ErrNoRows):
-		return store.StageResult{}, err
+	if p, ok := br.roster[a.Provider]; ok {
+		prior = &p
 	}
-
 	d := rydes.Decide(r.status, r.deadline, prior, a, now)
 	switch d.Outcome {
 	case rydes.OutcomeStaged:
-		return applyAnswer(ctx, tx, a, br, prior.Entry.State, now, d)
+		res, err := applyAnswer(ctx, tx, a, br, prior.Entry.State, now, d)
+		if err != nil {
+			return store.StageResult{}, err
+		}
+		b.events = append(b.events, res.Events...)
+		return res, nil
 	case rydes.OutcomeRejected:
 		return store.StageResult{Decision: d, Status: r.status}, insertRejection(ctx, tx, rejection(a, d, sa.Payload, now))
 	default:
@@ -159,10 +210,12 @@ func stageAnswer(ctx context.Context, tx *txn, b *batchRFQs, sa store.StageAnswe
 }
 
 // applyAnswer stages answer a, which rydes.Decide accepted, for the open RFQ
-// r from a provider in state from (pending or failed): it records the answer
-// in the roster and emits its event and, if it was the last one pending, it
-// completes the RFQ. A failed provider no longer counted as pending, so its
-// answer leaves the count as it is.
+// br from a provider in state from (pending or failed): it records the
+// answer in the roster (the database's and br's) and advances br, which
+// completes if that leaves no provider pending. It returns the answer's
+// event, with complete after it if so; the caller has them written to the
+// outbox. A failed provider no longer counted as pending, so its answer
+// leaves the count as it is.
 func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, br *batchRFQ, from rydes.ProviderState, now time.Time, d rydes.Decision) (store.StageResult, error) {
 	r := br.r
 	if from != rydes.ProviderPending && from != rydes.ProviderFailed {
@@ -210,8 +263,12 @@ func applyAnswer(ctx context.Context, tx *txn, a rydes.Answer, br *batchRFQ, fro
 	if err != nil {
 		return store.StageResult{}, err
 	}
-	if err := insertEvents(ctx, tx, events...); err != nil {
-		return store.StageResult{}, err
+	// The entry as the database now has it, for the batch's later answers
+	// of this provider: a passed Decide, so it is valid, and the roster
+	// keeps every field of it as is.
+	br.roster[a.Provider] = rydes.Prior{
+		Entry:  rydes.RosterEntry{Provider: a.Provider, State: state, ChangedAt: now, Reason: a.Reason},
+		Answer: &a,
 	}
 	br.r, br.dirty = next, true
 	if closed != nil {

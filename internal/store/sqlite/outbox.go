@@ -110,16 +110,16 @@ func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
 	return err
 }
 
-// insertEvents adds events to the outbox, in order.
+// insertEvents adds events to the outbox, in order: SQLite numbers the
+// rows of a multi-row insert in the order of its values.
 func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
+	rows := make([]any, 0, 4*len(events))
 	for _, e := range events {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, sqlInsertEvent, e.RFQID, nullString(e.Provider), string(b), micros(e.At)); err != nil {
-			return err
-		}
+		rows = append(rows, e.RFQID, nullString(e.Provider), string(b), micros(e.At))
 	}
-	return nil
+	return insertRows(ctx, tx, eventInserts, 4, rows)
 }

@@ -17,13 +17,12 @@ const (
 			created_at, deadline, status, pending, event_seq, notify_url, notify_secret)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 1, ?, ?)`
 	// Multi-row inserts: the prefix, then a value list per row.
-	sqlInsertRosterRows   = `INSERT INTO roster (rfq_id, provider, position, state, changed_at) VALUES `
-	rosterRow             = `(?, ?, ?, 'pending', ?)`
-	sqlInsertDispatchRows = `INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES `
-	dispatchRow           = `('dispatch', ?, ?, ?, ?)`
-	sqlInsertEvent        = `
-		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at)
-		VALUES ('event', ?, ?, ?, ?)`
+	sqlInsertRosterRows = `INSERT INTO roster (rfq_id, provider, position, state, changed_at) VALUES `
+	rosterRow           = `(?, ?, ?, 'pending', ?)`
+	sqlInsertOutboxRows = `INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES `
+	dispatchRow         = `('dispatch', ?, ?, ?, ?)`
+	eventRow            = `('event', ?, ?, ?, ?)`
+
 	sqlSelectRFQ = `
 		SELECT id, customer, from_place, to_place, passengers, pickup_at, attributes,
 			created_at, deadline, status, closed_at, event_seq, notify_url
@@ -32,6 +31,10 @@ const (
 
 	sqlSelectRFQForAnswer = `SELECT customer, status, deadline, pending, event_seq FROM rfqs WHERE id = ?`
 	sqlSelectRosterEntry  = `SELECT ` + rosterColumns + ` FROM roster WHERE rfq_id = ? AND provider = ?`
+	// An RFQ's roster entries of the providers in a JSON array (none for
+	// one not asked).
+	sqlSelectRosterEntries = `SELECT ` + rosterColumns + ` FROM roster
+		WHERE rfq_id = ? AND provider IN (SELECT value FROM json_each(?))`
 	// A failed provider may still answer while the RFQ is open.
 	sqlStageRosterAnswer = `
 		UPDATE roster SET state = ?, changed_at = ?, reason = ?, kind = ?, price_amount = ?,
@@ -61,20 +64,21 @@ var (
 	readQueries = []string{sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
 	// writeQueries are prepared on the writer only.
 	writeQueries = append([]string{
-		sqlInsertRFQ, sqlInsertEvent,
-		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlStageRosterAnswer, sqlAdvanceRFQ, sqlInsertRejection,
-	}, slices.Concat(rosterInserts[1:], dispatchInserts[1:])...)
+		sqlInsertRFQ,
+		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlSelectRosterEntries, sqlStageRosterAnswer, sqlAdvanceRFQ, sqlInsertRejection,
+	}, slices.Concat(rosterInserts[1:], dispatchInserts[1:], eventInserts[1:])...)
 )
 
 // maxInsertRows is the most rows one multi-row insert takes; larger sets
 // go in chunks. Every count up to it is prepared.
 const maxInsertRows = 32
 
-// rosterInserts and dispatchInserts are the multi-row inserts, by row
-// count (index 0 unused).
+// rosterInserts, dispatchInserts and eventInserts are the multi-row
+// inserts, by row count (index 0 unused).
 var (
 	rosterInserts   = multiRowInserts(sqlInsertRosterRows, rosterRow)
-	dispatchInserts = multiRowInserts(sqlInsertDispatchRows, dispatchRow)
+	dispatchInserts = multiRowInserts(sqlInsertOutboxRows, dispatchRow)
+	eventInserts    = multiRowInserts(sqlInsertOutboxRows, eventRow)
 )
 
 // multiRowInserts returns prefix followed by 1 to maxInsertRows copies of

@@ -577,7 +577,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 }
 
 // TestLookupsUseIndexes checks the query plans of the lookups that must not
-// scan a table: providers by API key hash, a provider's roster entries.
+// scan a table: providers by API key hash, a provider's roster entries, the
+// roster entries of the providers answering an RFQ.
 func TestLookupsUseIndexes(t *testing.T) {
 	ctx := rydestest.Context(t)
 	s := newTestStore(t)
@@ -607,6 +608,9 @@ func TestLookupsUseIndexes(t *testing.T) {
 		WHERE ro.provider = ? AND ro.state = 'quoted' ORDER BY ro.changed_at DESC LIMIT 10`, "p")
 	require.Contains(t, latest, "roster_provider (provider=? AND state=?)")
 	require.NotContains(t, latest, "TEMP B-TREE", "the latest answers are read in order from the index")
+	answering := plan(sqlSelectRosterEntries, "r", `["p1", "p2"]`)
+	require.Contains(t, answering, "SEARCH roster USING PRIMARY KEY (rfq_id=? AND provider=?)")
+	require.NotContains(t, answering, "SCAN roster")
 }
 
 // TestProviderStatsRecentAnswers checks that response times come from the
@@ -961,4 +965,49 @@ func TestCreateRFQInChunks(t *testing.T) {
 		require.Equal(t, r.ID, msgs[i].Dispatch.Request.RFQID)
 	}
 	require.Equal(t, store.OutboxEvent, msgs[len(providers)].Kind)
+}
+
+// The events of a batch whose answers emit more than one multi-row insert
+// takes reach the outbox in chunks, in the order emitted, the answers of two
+// RFQs interleaved.
+func TestStageAnswersInChunks(t *testing.T) {
+	s := newTestStore(t)
+	ctx := rydestest.Context(t)
+	providers := make([]string, maxInsertRows)
+	for i := range providers {
+		providers[i] = fmt.Sprintf("p%03d", i)
+	}
+	r1, r2 := newRFQ(t, providers...), newRFQ(t, providers...)
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r1}))
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r2}))
+	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 1000})
+	require.NoError(t, err)
+	after := msgs[len(msgs)-1].ID
+
+	now := base.Add(time.Second)
+	var answers []store.StageAnswer
+	for i, p := range providers {
+		for _, r := range []rydes.RFQ{r1, r2} {
+			answers = append(answers, store.StageAnswer{Answer: rydes.Answer{
+				RFQID: r.ID, Provider: p, Kind: rydes.AnswerQuote,
+				Price: rydes.Price{Amount: fmt.Sprintf("%d", 10+i), Currency: "EUR"}, ReceivedAt: now,
+			}})
+		}
+	}
+	res, err := s.StageAnswers(ctx, store.StageAnswersParams{Answers: answers, Now: now})
+	require.NoError(t, err)
+	var emitted []rydes.Event
+	for _, r := range res {
+		require.Equal(t, rydes.OutcomeStaged, r.Decision.Outcome)
+		emitted = append(emitted, r.Events...)
+	}
+	require.Len(t, emitted, 2*maxInsertRows+2, "a quote each, and a complete per RFQ")
+
+	msgs, err = s.PendingOutbox(ctx, store.PendingOutboxParams{AfterID: after, Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, msgs, len(emitted))
+	for i, m := range msgs {
+		require.Equal(t, store.OutboxEvent, m.Kind)
+		require.Equal(t, emitted[i], *m.Event, "message %d", i)
+	}
 }

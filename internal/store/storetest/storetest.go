@@ -46,6 +46,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"StageQuoteAndDecline", testStageQuoteAndDecline},
 		{"QuotesBestPriceFirst", testQuotesOrder},
 		{"CompleteWithinOneBatch", testCompleteInBatch},
+		{"MixedBatch", testMixedBatch},
 		{"CompleteByDeclinesOnly", testCompleteByDeclines},
 		{"StageNoAnswers", testStageNoAnswers},
 		{"DuplicateAnswer", testDuplicate},
@@ -518,6 +519,134 @@ func testCompleteInBatch(t *testing.T, s store.Store) {
 	evs := events(t, s, r.ID)
 	require.Equal(t, append(res[0].Events, res[1].Events...), evs[1:])
 	require.Equal(t, now, get(t, s, r.ID).ClosedAt)
+}
+
+// testMixedBatch stages, in one batch, the answers of two RFQs interleaved
+// with an answer for no RFQ, redeliveries and second answers of answers
+// staged earlier in the batch, a provider not asked and a failed provider:
+// each answer sees what the ones before it did, and the events reach the
+// outbox in the order the answers emitted them.
+func testMixedBatch(t *testing.T, s store.Store) {
+	t1, now := base.Add(time.Second), base.Add(2*time.Second)
+	ra := createRFQ(t, s, rfqOpts{Customer: "alice", Providers: []string{"p1", "p2", "p3", "p4"}})
+	rb := createRFQ(t, s, rfqOpts{Customer: "bob", Providers: []string{"p1", "p2"}})
+	markFailed(t, s, ra, "p4", "HTTP 500", t1) // ra's event 2
+	ghost := rydes.RFQ{ID: rydes.NewID()}
+	before := len(outbox(t, s))
+
+	at := func(i int) time.Time { return now.Add(-time.Duration(20-i) * time.Millisecond) }
+	answers := []store.StageAnswer{
+		quote(ra, "p2", "20", at(0)),
+		quote(rb, "p1", "15", at(1)),
+		quote(ghost, "p1", "10", at(2)),
+		quote(ra, "p2", "20", at(3)),      // a redelivery of answer 0
+		quote(ra, "p2", "25", at(4)),      // p2 answered otherwise in answer 0
+		quote(ra, "stranger", "5", at(5)), // not asked
+		decline(rb, "p2", "busy", at(6)),  // completes rb
+		quote(rb, "p1", "15", at(7)),      // a redelivery of answer 1, after rb completed
+		quote(ra, "p4", "18", at(8)),      // failed, answers anyway: not counted as pending
+		decline(ra, "p1", "", at(9)),
+		quote(ra, "p3", "22.50", at(10)), // completes ra
+	}
+	// Answer 0 has every field a quote may have, with an expiry finer than
+	// what is kept and in another zone; its redelivery has the same one in
+	// UTC.
+	eta, eta2 := 300, 300
+	expires := base.Add(10*time.Minute + 123*time.Nanosecond)
+	answers[0].Answer.ETASeconds, answers[0].Answer.ExpiresAt = &eta, expires.In(time.FixedZone("X", 3600))
+	answers[3].Answer.ETASeconds, answers[3].Answer.ExpiresAt = &eta2, expires
+	res := stage(t, s, now, answers...)
+	answers[0].Answer.ExpiresAt = expires.Truncate(time.Microsecond) // as kept
+
+	ev := func(r rydes.RFQ, seq int64, typ rydes.EventType, provider string) rydes.Event {
+		return rydes.Event{RFQID: r.ID, Seq: seq, Type: typ, At: now, Customer: r.Customer, Provider: provider, Status: rydes.StatusOpen}
+	}
+	quoted := func(r rydes.RFQ, seq int64, i int) rydes.Event {
+		e := ev(r, seq, rydes.EventQuote, answers[i].Answer.Provider)
+		q := answers[i].Answer.Quote()
+		e.Quote = &q
+		return e
+	}
+	declined := func(r rydes.RFQ, seq int64, i int) rydes.Event {
+		e := ev(r, seq, rydes.EventDecline, answers[i].Answer.Provider)
+		e.Reason = answers[i].Answer.Reason
+		return e
+	}
+	complete := func(r rydes.RFQ, seq int64) rydes.Event {
+		e := ev(r, seq, rydes.EventComplete, "")
+		e.Status = rydes.StatusComplete
+		return e
+	}
+	open, done := rydes.StatusOpen, rydes.StatusComplete
+	want := []store.StageResult{
+		{Decision: staged(), Events: []rydes.Event{quoted(ra, 3, 0)}, Status: open},
+		{Decision: staged(), Events: []rydes.Event{quoted(rb, 2, 1)}, Status: open},
+		{},
+		{Decision: duplicate(), Status: open},
+		{},
+		{},
+		{Decision: staged(), Events: []rydes.Event{declined(rb, 3, 6), complete(rb, 4)}, Status: done},
+		{Decision: duplicate(), Status: done},
+		{Decision: staged(), Events: []rydes.Event{quoted(ra, 4, 8)}, Status: open},
+		{Decision: staged(), Events: []rydes.Event{declined(ra, 5, 9)}, Status: open},
+		{Decision: staged(), Events: []rydes.Event{quoted(ra, 6, 10), complete(ra, 7)}, Status: done},
+	}
+	rejected := map[int]rydes.RejectReason{2: rydes.RejectUnknownRFQ, 4: rydes.RejectAlreadyAnswered, 5: rydes.RejectNotAsked}
+	var emitted []rydes.Event
+	for i, r := range res {
+		if reason, ok := rejected[i]; ok {
+			requireRejected(t, reason, r)
+			continue
+		}
+		require.Equal(t, want[i], stripEvents(r), "answer %d", i)
+		emitted = append(emitted, r.Events...)
+	}
+	require.Equal(t, rydes.Status(""), res[2].Status, "no RFQ, no status")
+	require.Equal(t, open, res[4].Status)
+	require.Equal(t, open, res[5].Status)
+
+	var inOutbox []rydes.Event
+	for _, m := range outbox(t, s)[before:] {
+		require.Equal(t, store.OutboxEvent, m.Kind, "message %d", m.ID)
+		inOutbox = append(inOutbox, *m.Event)
+	}
+	require.Equal(t, emitted, inOutbox, "the batch's events, in the order emitted")
+	require.Len(t, events(t, s, ra.ID), 7)
+	require.Len(t, events(t, s, rb.ID), 4)
+
+	gotA := get(t, s, ra.ID)
+	require.Equal(t, done, gotA.Status)
+	require.Equal(t, now, gotA.ClosedAt)
+	require.Equal(t, int64(7), gotA.Seq)
+	require.Equal(t, []rydes.RosterEntry{
+		{Provider: "p1", State: rydes.ProviderDeclined, ChangedAt: now},
+		{Provider: "p2", State: rydes.ProviderQuoted, ChangedAt: now},
+		{Provider: "p3", State: rydes.ProviderQuoted, ChangedAt: now},
+		{Provider: "p4", State: rydes.ProviderQuoted, ChangedAt: now},
+	}, gotA.Providers, "the failure's reason went with p4's answer")
+	require.Equal(t, []rydes.Quote{answers[8].Answer.Quote(), answers[0].Answer.Quote(), answers[10].Answer.Quote()}, gotA.Quotes,
+		"p2's quote is the first one, received at %v", at(0))
+
+	gotB := get(t, s, rb.ID)
+	require.Equal(t, done, gotB.Status)
+	require.Equal(t, now, gotB.ClosedAt)
+	require.Equal(t, []rydes.RosterEntry{
+		{Provider: "p1", State: rydes.ProviderQuoted, ChangedAt: now},
+		{Provider: "p2", State: rydes.ProviderDeclined, ChangedAt: now, Reason: "busy"},
+	}, gotB.Providers)
+	require.Equal(t, []rydes.Quote{answers[1].Answer.Quote()}, gotB.Quotes)
+
+	for id, want := range map[string][]int{ghost.ID: {2}, ra.ID: {4, 5}, rb.ID: nil} {
+		rs := rejections(t, s, id)
+		require.Len(t, rs, len(want), "rejections of %s", id)
+		for j, i := range want {
+			a := answers[i]
+			require.Equal(t, rydes.Rejection{
+				RFQID: a.Answer.RFQID, Provider: a.Answer.Provider, Reason: rejected[i], Message: res[i].Decision.Message,
+				ReceivedAt: a.Answer.ReceivedAt, Payload: a.Payload,
+			}, rs[j], "answer %d", i)
+		}
+	}
 }
 
 func testCompleteByDeclines(t *testing.T, s store.Store) {
