@@ -107,6 +107,11 @@ type Engine struct {
 	expiryGrace time.Duration
 
 	finals *expirable.LRU[string, rydes.RFQ] // final RFQs, by id
+
+	// fresh holds what the store committed to the outbox, for the relay
+	// to publish from memory (store.OutboxFeed); nil if the store does not
+	// feed it.
+	fresh *freshOutbox
 }
 
 // New returns an Engine for cfg.
@@ -172,6 +177,13 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.expiryGrace <= 0 {
 		e.expiryGrace = time.Minute
+	}
+	if feed, ok := e.store.(store.OutboxFeed); ok {
+		e.fresh = &freshOutbox{max: freshOutboxBatches * e.outboxBatch}
+		feed.SetOutboxListener(func(msgs []store.OutboxMessage) {
+			e.fresh.add(msgs)
+			e.KickOutbox()
+		})
 	}
 	return e, nil
 }

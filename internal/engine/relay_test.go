@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/wildrydes/rydes/internal/engine"
 	"github.com/wildrydes/rydes/internal/rydestest"
 	"github.com/wildrydes/rydes/internal/store"
+	"github.com/wildrydes/rydes/internal/store/sqlite"
 )
 
 // deleteGate holds DeleteOutbox calls at a gate and can fail them.
@@ -45,15 +47,20 @@ func (s *deleteGate) DeleteOutbox(ctx context.Context, p store.DeleteOutboxParam
 }
 
 // runRelay starts an engine on st with a recording publisher and runs it
-// until the test ends.
-func runRelay(t *testing.T, st store.Store) (*engine.Engine, *recordingPublisher) {
+// until the test ends; configure, if given, changes the engine's
+// configuration first.
+func runRelay(t *testing.T, st store.Store, configure ...func(*engine.Config)) (*engine.Engine, *recordingPublisher) {
 	t.Helper()
 	pub := &recordingPublisher{}
-	e, err := engine.New(engine.Config{
+	cfg := engine.Config{
 		Store: st, Publisher: pub, Clock: clockwork.NewRealClock(), Logger: rydestest.Logger(t),
 		OutboxSweep: time.Hour, RetryBackoff: time.Millisecond,
 		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
-	})
+	}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	e, err := engine.New(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(rydestest.Context(t))
 	done := make(chan error, 1)
@@ -115,4 +122,48 @@ func TestRelayRepublishesWhatItCouldNotDelete(t *testing.T) {
 	require.Equal(t, 4, pub.count(), "a dispatch and the created event, twice")
 	evs := pub.events()
 	require.Equal(t, evs[0], evs[1])
+}
+
+// readCounter is the SQLite store, which feeds the relay from memory
+// (store.OutboxFeed), counting the reads of the outbox table.
+type readCounter struct {
+	*sqlite.Store
+	reads atomic.Int64
+}
+
+func (s *readCounter) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) ([]store.OutboxMessage, error) {
+	s.reads.Add(1)
+	return s.Store.PendingOutbox(ctx, p)
+}
+
+// A store that feeds the relay: what each commit wrote to the outbox is
+// published from memory, each message once; the table is read at the
+// first round only.
+func TestRelayPublishesFromMemory(t *testing.T) {
+	st := &readCounter{Store: openStore(t, "p1", "p2")}
+	e, pub := runRelay(t, st)
+	rydestest.WaitFor(t, "the first round's read", func() bool { return st.reads.Load() == 1 })
+	ctx := rydestest.Context(t)
+	for range 5 {
+		_, err := e.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "a", To: "b"})
+		require.NoError(t, err)
+	}
+	rydestest.WaitFor(t, "every message", func() bool { return pub.count() >= 15 })
+	rydestest.WaitFor(t, "the outbox to empty", func() bool { return pendingOutbox(t, st.Store) == 0 })
+	require.Equal(t, 15, pub.count(), "two dispatches and the created event per request, each once")
+	require.EqualValues(t, 1, st.reads.Load(), "reads of the outbox table")
+}
+
+// When the relay falls so far behind that the feed holds no more, what it
+// dropped is read from the table, and published once all the same.
+func TestRelayReadsWhatTheFeedDropped(t *testing.T) {
+	st := &readCounter{Store: openStore(t, "p1", "p2", "p3", "p4", "p5")}
+	e, pub := runRelay(t, st, func(c *engine.Config) { c.OutboxBatch = 1 }) // the feed holds 4
+	rydestest.WaitFor(t, "the first round's read", func() bool { return st.reads.Load() == 1 })
+	ctx := rydestest.Context(t)
+	_, err := e.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "a", To: "b"})
+	require.NoError(t, err)
+	rydestest.WaitFor(t, "the outbox to empty", func() bool { return pendingOutbox(t, st.Store) == 0 })
+	require.Equal(t, 6, pub.count(), "five dispatches and the created event, each once")
+	require.GreaterOrEqual(t, st.reads.Load(), int64(2), "the first round's read, and one for what was dropped")
 }

@@ -419,6 +419,18 @@ type OutboxMessage struct {
 	Event *rydes.Event
 }
 
+// OutboxFeed is what a Store may also do: hand the outbox messages each
+// write transaction inserted, with their ids, to a listener once the
+// transaction committed, so that the relay publishes them from memory
+// instead of reading them back. The outbox table stays the truth: a message
+// the listener drops (or that a process dies holding) is found there.
+type OutboxFeed interface {
+	// SetOutboxListener makes f receive, after each commit, the outbox
+	// messages it inserted, in id order; nil stops it. f runs on the
+	// store's writer and must not block or call the store.
+	SetOutboxListener(f func([]OutboxMessage))
+}
+
 // Dispatch is an RFQ on its way to one asked provider.
 type Dispatch struct {
 	Provider string

@@ -138,7 +138,8 @@ func (c *committer) commit(group []*pendingWrite) {
 		}
 		return
 	}
-	t := &txn{tx: tx, stmts: c.s.ws, uncancelable: true}
+	listener := c.s.outboxListener.Load()
+	t := &txn{tx: tx, stmts: c.s.ws, uncancelable: true, collect: listener != nil}
 	savepoints := len(group) > 1
 	committed := make([]*pendingWrite, 0, len(group))
 	for _, w := range group {
@@ -159,8 +160,10 @@ func (c *committer) commit(group []*pendingWrite) {
 			w.err = fmt.Errorf("%s: savepoint: %w", w.op, err)
 			continue
 		}
+		mark := len(t.outbox)
 		if err := w.fn(t); err != nil {
 			w.err = wrap(w.op, err)
+			t.outbox = t.outbox[:mark] // rolled back with the write
 			_, rerr := tx.ExecContext(context.Background(), "ROLLBACK TO w")
 			if rerr == nil {
 				_, rerr = tx.ExecContext(context.Background(), "RELEASE w")
@@ -188,6 +191,10 @@ func (c *committer) commit(group []*pendingWrite) {
 		for _, w := range committed {
 			w.err = fmt.Errorf("%s: commit: %w", w.op, err)
 		}
+		return
+	}
+	if listener != nil && len(t.outbox) > 0 {
+		(*listener)(t.outbox)
 	}
 }
 

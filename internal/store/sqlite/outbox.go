@@ -114,12 +114,20 @@ func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
 // rows of a multi-row insert in the order of its values.
 func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
 	rows := make([]any, 0, 4*len(events))
-	for _, e := range events {
+	var msgs []store.OutboxMessage
+	if tx.collect {
+		msgs = make([]store.OutboxMessage, len(events))
+	}
+	for i, e := range events {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
 		rows = append(rows, e.RFQID, nullString(e.Provider), string(b), micros(e.At))
+		if tx.collect {
+			ev := e // its payload (b) is what reading it back would decode
+			msgs[i] = store.OutboxMessage{Kind: store.OutboxEvent, CreatedAt: fromMicros(micros(e.At)), Event: &ev}
+		}
 	}
-	return insertRows(ctx, tx, eventInserts, 4, rows)
+	return insertOutboxRows(ctx, tx, eventInserts, 4, rows, msgs)
 }

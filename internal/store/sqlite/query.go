@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/wildrydes/rydes/internal/store"
 )
 
 // The statements on the hot paths (creating RFQs, staging answers, reading
@@ -105,6 +107,34 @@ func insertRows(ctx context.Context, tx *txn, inserts []string, width int, rows 
 	return nil
 }
 
+// insertOutboxRows is insertRows for outbox rows: msgs are the messages of
+// rows, in order, which the transaction records with their ids if it
+// collects them (SQLite numbers the rows of one insert consecutively, in
+// the order of its values: the table's ids only grow, AUTOINCREMENT).
+func insertOutboxRows(ctx context.Context, tx *txn, inserts []string, width int, rows []any, msgs []store.OutboxMessage) error {
+	for len(rows) > 0 {
+		n := min(len(rows)/width, maxInsertRows)
+		res, err := tx.ExecContext(ctx, inserts[n], rows[:n*width]...)
+		if err != nil {
+			return err
+		}
+		if tx.collect {
+			last, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("outbox ids: %w", err)
+			}
+			for i := range n {
+				m := msgs[i]
+				m.ID = last - int64(n-1-i)
+				tx.outbox = append(tx.outbox, m)
+			}
+			msgs = msgs[n:]
+		}
+		rows = rows[n*width:]
+	}
+	return nil
+}
+
 // prepare prepares queries on db. database/sql prepares each again on every
 // other connection of db the first time it is used there.
 func prepare(ctx context.Context, db *sql.DB, queries ...[]string) (map[string]*sql.Stmt, error) {
@@ -139,6 +169,10 @@ type txn struct {
 	// driver does when a context ends: one caller giving up must not undo
 	// the others' writes.
 	uncancelable bool
+	// collect makes the outbox inserts record their messages in outbox,
+	// for the store's outbox listener once the transaction commits.
+	collect bool
+	outbox  []store.OutboxMessage
 }
 
 // stmtCtx is the context a statement runs with.

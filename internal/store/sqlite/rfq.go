@@ -31,7 +31,8 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 		}
 		attrs = string(b)
 	}
-	req, err := json.Marshal(r.ProviderRequest())
+	preq := r.ProviderRequest()
+	req, err := json.Marshal(preq)
 	if err != nil {
 		return fmt.Errorf("create rfq: %w", err)
 	}
@@ -51,6 +52,10 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 		if n := len(r.Providers); n > 0 {
 			roster := make([]any, 0, 4*n)
 			dispatches := make([]any, 0, 4*n)
+			var msgs []store.OutboxMessage
+			if tx.collect {
+				msgs = make([]store.OutboxMessage, n)
+			}
 			for i, e := range r.Providers {
 				changed := e.ChangedAt
 				if changed.IsZero() {
@@ -58,11 +63,17 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 				}
 				roster = append(roster, r.ID, e.Provider, i, micros(utc(changed)))
 				dispatches = append(dispatches, r.ID, e.Provider, string(req), created)
+				if tx.collect {
+					msgs[i] = store.OutboxMessage{
+						Kind: store.OutboxDispatch, CreatedAt: fromMicros(created),
+						Dispatch: &store.Dispatch{Provider: e.Provider, Request: preq},
+					}
+				}
 			}
 			if err := insertRows(ctx, tx, rosterInserts, 4, roster); err != nil {
 				return err
 			}
-			if err := insertRows(ctx, tx, dispatchInserts, 4, dispatches); err != nil {
+			if err := insertOutboxRows(ctx, tx, dispatchInserts, 4, dispatches, msgs); err != nil {
 				return err
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -52,12 +53,27 @@ type Store struct {
 	ws, rs  map[string]*sql.Stmt // statements prepared on w and r
 	commits *committer           // runs writes on w in groups
 	logger  *slog.Logger
+	// outboxListener receives the outbox messages of each commit
+	// (SetOutboxListener); nil for none.
+	outboxListener atomic.Pointer[func([]store.OutboxMessage)]
 	// statsWindow is how many recent answers ProviderStats's percentiles
 	// cover: statsAnswers, smaller in tests.
 	statsWindow int
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.OutboxFeed = (*Store)(nil)
+)
+
+// SetOutboxListener implements store.OutboxFeed.
+func (s *Store) SetOutboxListener(f func([]store.OutboxMessage)) {
+	if f == nil {
+		s.outboxListener.Store(nil)
+		return
+	}
+	s.outboxListener.Store(&f)
+}
 
 // Synchronous is SQLite's synchronous setting of the writing connection:
 // when it waits for the disk.

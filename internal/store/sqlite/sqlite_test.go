@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -1010,4 +1011,76 @@ func TestStageAnswersInChunks(t *testing.T) {
 		require.Equal(t, store.OutboxEvent, m.Kind)
 		require.Equal(t, emitted[i], *m.Event, "message %d", i)
 	}
+}
+
+// The outbox listener gets, after each commit, exactly what the outbox
+// holds for it, with the ids reading it back gives: dispatches in chunks,
+// events of staged answers, of a cancel and of an expiry; and nothing of a
+// write that failed.
+func TestOutboxListenerGetsWhatTheOutboxHolds(t *testing.T) {
+	s := newTestStore(t)
+	ctx := rydestest.Context(t)
+	var (
+		mu     sync.Mutex
+		got    []store.OutboxMessage
+		calls  int
+		sorted = true
+	)
+	s.SetOutboxListener(func(msgs []store.OutboxMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		for _, m := range msgs {
+			if len(got) > 0 && m.ID <= got[len(got)-1].ID {
+				sorted = false
+			}
+			got = append(got, m)
+		}
+	})
+	providers := make([]string, maxInsertRows+3)
+	for i := range providers {
+		providers[i] = fmt.Sprintf("p%03d", i)
+	}
+	r1, r2, r3 := newRFQ(t, providers...), newRFQ(t, "p000", "p001"), newRFQ(t, "p000")
+	r3.Deadline = base.Add(time.Second)
+	for _, r := range []rydes.RFQ{r1, r2, r3} {
+		require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+	}
+	require.Error(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r2}), "the same RFQ twice")
+	now := base.Add(500 * time.Millisecond)
+	_, err := s.StageAnswers(ctx, store.StageAnswersParams{Now: now, Answers: []store.StageAnswer{
+		{Answer: rydes.Answer{RFQID: r1.ID, Provider: "p001", Kind: rydes.AnswerQuote, Price: rydes.Price{Amount: "12.50", Currency: "EUR"}, ReceivedAt: now}},
+		{Answer: rydes.Answer{RFQID: r2.ID, Provider: "p000", Kind: rydes.AnswerDecline, Reason: "busy", ReceivedAt: now}},
+	}})
+	require.NoError(t, err)
+	_, err = s.CancelRFQ(ctx, store.CancelRFQParams{ID: r2.ID, Now: now})
+	require.NoError(t, err)
+	_, err = s.ExpireDue(ctx, store.ExpireDueParams{Now: base.Add(2 * time.Second)})
+	require.NoError(t, err)
+
+	want, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 1000})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.True(t, sorted, "in id order")
+	require.Equal(t, 6, calls, "one call per commit that inserted messages: 3 creates, staging, cancel, expiry")
+	require.Len(t, got, len(want))
+	for i, w := range want {
+		g := got[i]
+		require.Equal(t, w.ID, g.ID, "message %d", i)
+		require.Equal(t, w.Kind, g.Kind, "message %d", i)
+		require.True(t, w.CreatedAt.Equal(g.CreatedAt), "message %d: created %s, read back %s", i, g.CreatedAt, w.CreatedAt)
+		require.Equal(t, w.DedupeID(), g.DedupeID(), "message %d", i)
+		// What the relay publishes: the content, encoded.
+		wb, err := json.Marshal([]any{w.Dispatch, w.Event})
+		require.NoError(t, err)
+		gb, err := json.Marshal([]any{g.Dispatch, g.Event})
+		require.NoError(t, err)
+		require.JSONEq(t, string(wb), string(gb), "message %d", i)
+		require.Equal(t, string(wb), string(gb), "message %d", i)
+	}
+
+	s.SetOutboxListener(nil)
+	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: newRFQ(t, "p000")}))
+	require.Len(t, got, len(want), "no listener, nothing received")
 }
