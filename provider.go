@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -113,6 +114,19 @@ type Filter struct {
 	// Attributes maps an attribute name to the values accepted; the request
 	// must carry the attribute with one of them.
 	Attributes map[string][]string `json:"attributes,omitempty"`
+}
+
+// Clone returns a copy of f that shares nothing with it.
+func (f Filter) Clone() Filter {
+	c := f
+	c.From, c.To = slices.Clone(f.From), slices.Clone(f.To)
+	if f.Attributes != nil {
+		c.Attributes = make(map[string][]string, len(f.Attributes))
+		for k, v := range f.Attributes {
+			c.Attributes[k] = slices.Clone(v)
+		}
+	}
+	return c
 }
 
 // IsZero reports whether the filter accepts every request.

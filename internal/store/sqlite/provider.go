@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -69,9 +70,24 @@ func (s *Store) UpsertProvider(ctx context.Context, p store.UpsertProviderParams
 
 // ListProviders returns the providers ordered by id, only those of p.Status
 // and p.Kind if they are set.
+//
+// The lists it read are kept with the providers table's version they are
+// of (migration 006: triggers raise it at every change): while the version
+// is the same, a list costs the read of one row and a copy.
 func (s *Store) ListProviders(ctx context.Context, p store.ListProvidersParams) ([]rydes.Provider, error) {
 	out := []rydes.Provider{}
+	var (
+		version string
+		cached  bool
+	)
 	err := s.read(ctx, "list providers", func(tx *txn) error {
+		if err := tx.QueryRowContext(ctx, sqlSelectSetting, providersVersionSetting).Scan(&version); err != nil {
+			return fmt.Errorf("providers version: %w", err)
+		}
+		if out, cached = s.providers.get(p, version); cached {
+			return nil
+		}
+		out = []rydes.Provider{}
 		var (
 			where []string
 			args  []any
@@ -103,7 +119,57 @@ func (s *Store) ListProviders(ctx context.Context, p store.ListProvidersParams) 
 	if err != nil {
 		return nil, err
 	}
+	if !cached {
+		s.providers.put(p, version, out)
+	}
 	return out, nil
+}
+
+// providersVersionSetting is the settings row that holds the providers
+// table's version (migration 006).
+const providersVersionSetting = "providers.version"
+
+// providerLists are the provider lists ListProviders read, by parameters,
+// each with the providers table's version it is of.
+type providerLists struct {
+	mu    sync.Mutex
+	lists map[store.ListProvidersParams]versionedProviders
+}
+
+type versionedProviders struct {
+	version   string
+	providers []rydes.Provider
+}
+
+// get returns a copy of the list for p if it is of version.
+func (l *providerLists) get(p store.ListProvidersParams, version string) ([]rydes.Provider, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.lists[p]
+	if !ok || v.version != version {
+		return nil, false
+	}
+	return cloneProviders(v.providers), true
+}
+
+// put keeps a copy of the list for p, of version.
+func (l *providerLists) put(p store.ListProvidersParams, version string, providers []rydes.Provider) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lists == nil {
+		l.lists = map[store.ListProvidersParams]versionedProviders{}
+	}
+	l.lists[p] = versionedProviders{version: version, providers: cloneProviders(providers)}
+}
+
+// cloneProviders returns a copy of ps that shares nothing with it.
+func cloneProviders(ps []rydes.Provider) []rydes.Provider {
+	out := make([]rydes.Provider, len(ps))
+	for i, p := range ps {
+		out[i] = p
+		out[i].Filter = p.Filter.Clone()
+	}
+	return out
 }
 
 // CreateProvider registers a new provider with its secrets and returns it as

@@ -14,6 +14,8 @@ import (
 // RFQs, authenticating providers and customers), prepared once per
 // connection rather than once per use.
 const (
+	sqlSelectSetting = `SELECT value FROM settings WHERE name = ?`
+
 	sqlInsertRFQ = `
 		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
 			created_at, deadline, status, pending, event_seq, notify_url, notify_secret)
@@ -63,7 +65,7 @@ const rosterColumns = `provider, state, changed_at, reason, kind, price_amount, 
 
 var (
 	// readQueries are prepared on both pools.
-	readQueries = []string{sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
+	readQueries = []string{sqlSelectSetting, sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
 	// writeQueries are prepared on the writer only.
 	writeQueries = append([]string{
 		sqlInsertRFQ,

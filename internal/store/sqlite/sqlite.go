@@ -56,6 +56,8 @@ type Store struct {
 	// outboxListener receives the outbox messages of each commit
 	// (SetOutboxListener); nil for none.
 	outboxListener atomic.Pointer[func([]store.OutboxMessage)]
+	// providers keeps the provider lists ListProviders read.
+	providers providerLists
 	// statsWindow is how many recent answers ProviderStats's percentiles
 	// cover: statsAnswers, smaller in tests.
 	statsWindow int

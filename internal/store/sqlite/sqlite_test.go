@@ -1084,3 +1084,55 @@ func TestOutboxListenerGetsWhatTheOutboxHolds(t *testing.T) {
 	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: newRFQ(t, "p000")}))
 	require.Len(t, got, len(want), "no listener, nothing received")
 }
+
+// ListProviders keeps the lists it read, and still sees every change to
+// the providers, its own and another process's; what it returns is the
+// caller's to change.
+func TestListProvidersSeesEveryChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rydes.db")
+	s, other := openAt(t, path), openAt(t, path)
+	ctx := rydestest.Context(t)
+	active := store.ListProvidersParams{Status: rydes.ProviderActive}
+	ids := func(st *Store) []string {
+		t.Helper()
+		ps, err := st.ListProviders(ctx, active)
+		require.NoError(t, err)
+		out := []string{}
+		for _, p := range ps {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	upsert := func(st *Store, id string) {
+		t.Helper()
+		_, err := st.UpsertProvider(ctx, store.UpsertProviderParams{ID: id, Name: id, Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive, Now: base})
+		require.NoError(t, err)
+	}
+
+	require.Empty(t, ids(s))
+	upsert(s, "p1")
+	require.Equal(t, []string{"p1"}, ids(s))
+	require.Equal(t, []string{"p1"}, ids(s), "again, from what it kept")
+	upsert(other, "p2")
+	require.Equal(t, []string{"p1", "p2"}, ids(s), "another process's change")
+
+	paused := rydes.ProviderPaused
+	_, err := other.UpdateProvider(ctx, store.UpdateProviderParams{ID: "p1", Status: &paused, Now: base})
+	require.NoError(t, err)
+	require.Equal(t, []string{"p2"}, ids(s))
+
+	filter := rydes.Filter{From: []string{"Frankfurt"}, Attributes: map[string][]string{"tier": {"gold"}}}
+	_, err = s.UpdateProvider(ctx, store.UpdateProviderParams{ID: "p2", Filter: &filter, Now: base})
+	require.NoError(t, err)
+	ps, err := s.ListProviders(ctx, active)
+	require.NoError(t, err)
+	require.Equal(t, filter, ps[0].Filter)
+	ps[0].Filter.From[0], ps[0].Filter.Attributes["tier"][0] = "Mallory", "lead"
+	ps, err = s.ListProviders(ctx, active)
+	require.NoError(t, err)
+	require.Equal(t, filter, ps[0].Filter, "what a caller changes is its own")
+
+	_, err = other.DeleteProvider(ctx, store.DeleteProviderParams{ID: "p2", Now: base})
+	require.NoError(t, err)
+	require.Empty(t, ids(s))
+}
