@@ -20,7 +20,7 @@ const notificationColumns = `rfq_id, event, attempt, at, status, error, delivere
 func (s *Store) NotifyTarget(ctx context.Context, rfqID string) (url, secret string, err error) {
 	err = s.read(ctx, "notify target", func(tx *txn) error {
 		var u, sec sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT notify_url, notify_secret FROM rfqs WHERE id = ?`, rfqID).Scan(&u, &sec)
+		err := tx.QueryRowContext(ctx, sqlSelectNotifyTarget, rfqID).Scan(&u, &sec)
 		if errors.Is(err, sql.ErrNoRows) {
 			return rfqNotFound(rfqID)
 		}

@@ -78,7 +78,7 @@ func (s *Store) DeleteOutbox(ctx context.Context, p store.DeleteOutboxParams) er
 	}
 	return s.write(ctx, "delete outbox", func(tx *txn) error {
 		if len(p.IDs) > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))`, string(list)); err != nil {
+			if _, err := tx.ExecContext(ctx, sqlDeleteOutbox, string(list)); err != nil {
 				return err
 			}
 		}
@@ -97,16 +97,14 @@ func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
 		return nil
 	}
 	var cur string
-	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&cur)
+	err := tx.QueryRowContext(ctx, sqlSelectSetting, name).Scan(&cur)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	if n, perr := strconv.ParseUint(cur, 10, 64); err == nil && perr == nil && n >= seq {
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, `
-		INSERT INTO settings (name, value) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, strconv.FormatUint(seq, 10))
+	_, err = tx.ExecContext(ctx, sqlUpsertSetting, name, strconv.FormatUint(seq, 10))
 	return err
 }
 

@@ -15,6 +15,11 @@ import (
 // connection rather than once per use.
 const (
 	sqlSelectSetting = `SELECT value FROM settings WHERE name = ?`
+	sqlUpsertSetting = `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
+	sqlSelectNotifyTarget = `SELECT notify_url, notify_secret FROM rfqs WHERE id = ?`
+	sqlSelectNextDeadline = `SELECT deadline FROM rfqs WHERE status = 'open' ORDER BY deadline LIMIT 1`
+	sqlDeleteOutbox       = `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))`
 
 	sqlInsertRFQ = `
 		INSERT INTO rfqs (id, customer, from_place, to_place, passengers, pickup_at, attributes,
@@ -65,9 +70,10 @@ const rosterColumns = `provider, state, changed_at, reason, kind, price_amount, 
 
 var (
 	// readQueries are prepared on both pools.
-	readQueries = []string{sqlSelectSetting, sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
+	readQueries = []string{sqlSelectSetting, sqlSelectNotifyTarget, sqlSelectNextDeadline, sqlSelectRFQ, sqlSelectRoster, sqlSelectProviderByAPIKeyHash, sqlSelectCustomerByAPIKeyHash}
 	// writeQueries are prepared on the writer only.
 	writeQueries = append([]string{
+		sqlSelectSetting, sqlUpsertSetting, sqlDeleteOutbox, sqlSelectNextDeadline,
 		sqlInsertRFQ,
 		sqlSelectRFQForAnswer, sqlSelectRosterEntry, sqlSelectRosterEntries, sqlStageRosterAnswer, sqlAdvanceRFQ, sqlInsertRejection,
 	}, slices.Concat(rosterInserts[1:], dispatchInserts[1:], eventInserts[1:])...)

@@ -472,8 +472,7 @@ func (s *Store) NextDeadline(ctx context.Context) (time.Time, bool, error) {
 		found    bool
 	)
 	err := s.read(ctx, "next deadline", func(tx *txn) error {
-		err := tx.QueryRowContext(ctx, `
-			SELECT deadline FROM rfqs WHERE status = 'open' ORDER BY deadline LIMIT 1`).Scan(&deadline)
+		err := tx.QueryRowContext(ctx, sqlSelectNextDeadline).Scan(&deadline)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
