@@ -174,11 +174,25 @@ var _ CustomerRegistry = (*registry.Customers)(nil)
 
 // Watcher follows the events of one RFQ.
 type Watcher interface {
-	// WatchRFQ sends the RFQ's events with Seq > afterSeq, in order, on the
-	// channel it returns, which it closes after the final event or when ctx
-	// ends (or when watching fails: the channel then closes without a
-	// final event).
-	WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error)
+	// WatchRFQ starts following the RFQ's events with Seq > afterSeq; ctx
+	// bounds only the start. The caller closes the Watch.
+	WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (Watch, error)
+}
+
+// Watch is one RFQ's events, followed on the caller's goroutine (see
+// bus.Watch): the caller waits for Ready, then calls Next. It is not safe
+// for concurrent use.
+type Watch interface {
+	// Ready receives when Next may have something to return: events, or
+	// the end of the watch.
+	Ready() <-chan struct{}
+	// Next returns the events ready now, in seq order, each once, without
+	// waiting for more (none if nothing came); io.EOF once the watch is
+	// over: after the final event, or when the watcher ended it (the RFQ
+	// may then have more to come). Any other error ends the watch too.
+	Next(ctx context.Context) ([]rydes.Event, error)
+	// Close ends the watch and releases it; closing twice does nothing.
+	Close()
 }
 
 // Notifications lists the attempts to deliver RFQs' final states to their

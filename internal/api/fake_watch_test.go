@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/api"
 )
 
 // fakeCustomers is an in-memory CustomerRegistry. Keys are
@@ -125,7 +127,7 @@ func (f *fakeCustomers) callCount(method string) int {
 
 // fakeWatcher is a Watcher the test drives. Each watch gets, at once, the
 // scripted events after its afterSeq, and is then announced on watches,
-// where the test may send more events on it or close it.
+// where the test may send more events on it or end it.
 type fakeWatcher struct {
 	mu      sync.Mutex
 	script  map[string][]rydes.Event
@@ -134,32 +136,96 @@ type fakeWatcher struct {
 	watches chan *watch
 }
 
-// watch is one WatchRFQ call.
+// watch is one WatchRFQ call: an api.Watch that returns what the test
+// sends, as bus.Watch does, up to the final event.
 type watch struct {
 	rfqID    string
 	afterSeq int64
-	ch       chan rydes.Event
+	ready    chan struct{} // capacity 1
+
+	mu     sync.Mutex
+	queue  []rydes.Event
+	ended  bool // by the test: Next returns io.EOF once the queue is empty
+	over   bool // the final event was returned
+	closed bool
 }
+
+var _ api.Watch = (*watch)(nil)
 
 func newFakeWatcher() *fakeWatcher {
 	return &fakeWatcher{script: map[string][]rydes.Event{}, watches: make(chan *watch, 64)}
 }
 
-func (f *fakeWatcher) WatchRFQ(_ context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error) {
+func (f *fakeWatcher) WatchRFQ(_ context.Context, rfqID string, afterSeq int64) (api.Watch, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count++
 	if f.err != nil {
 		return nil, f.err
 	}
-	w := &watch{rfqID: rfqID, afterSeq: afterSeq, ch: make(chan rydes.Event, 64)}
+	w := &watch{rfqID: rfqID, afterSeq: afterSeq, ready: make(chan struct{}, 1)}
 	for _, ev := range f.script[rfqID] {
 		if ev.Seq > afterSeq {
-			w.ch <- ev
+			w.send(ev)
 		}
 	}
 	f.watches <- w
-	return w.ch, nil
+	return w, nil
+}
+
+// send hands ev to the watch.
+func (w *watch) send(ev rydes.Event) {
+	w.mu.Lock()
+	w.queue = append(w.queue, ev)
+	w.mu.Unlock()
+	w.wake()
+}
+
+// end ends the watch without a final event, as EndWatches does.
+func (w *watch) end() {
+	w.mu.Lock()
+	w.ended = true
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *watch) wake() {
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+}
+
+// isClosed reports whether the handler closed the watch.
+func (w *watch) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+func (w *watch) Ready() <-chan struct{} { return w.ready }
+
+func (w *watch) Next(context.Context) ([]rydes.Event, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.over || w.closed || (w.ended && len(w.queue) == 0) {
+		return nil, io.EOF
+	}
+	events := w.queue
+	w.queue = nil
+	for i, ev := range events {
+		if ev.Type.Final() {
+			w.over = true
+			return events[:i+1], nil
+		}
+	}
+	return events, nil
+}
+
+func (w *watch) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
 }
 
 // setScript sets the events every watch of rfqID gets at once.

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -234,16 +236,26 @@ type versioner interface {
 func waitForChange(w http.ResponseWriter, r *http.Request, logger *slog.Logger, watcher Watcher, rfq rydes.RFQ, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	ch, err := watcher.WatchRFQ(ctx, rfq.ID, rfq.Seq)
+	watch, err := watcher.WatchRFQ(ctx, rfq.ID, rfq.Seq)
 	if err != nil {
 		return err
 	}
+	defer watch.Close()
 	liftDeadlines(w, r, logger)
-	select {
-	case <-ch:
-	case <-ctx.Done():
+	for {
+		select {
+		case <-watch.Ready():
+			events, err := watch.Next(ctx)
+			if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				logger.DebugContext(ctx, "long poll: watch ended", "rfq", rfq.ID, "err", err)
+			}
+			if len(events) > 0 || err != nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	return nil
 }
 
 // handleCancelRFQ serves DELETE /v1/rfqs/{id}: 200 with the cancelled RFQ,

@@ -1,10 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -150,17 +150,17 @@ func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbea
 			writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
 			return
 		}
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		var events <-chan rydes.Event
+		ctx := r.Context()
+		var watch Watch
 		// A final RFQ whose last event the client has gets an empty stream:
 		// nothing will ever follow.
 		done := rfq.Status.Final() && after >= rfq.Seq
 		if !done {
-			if events, err = watcher.WatchRFQ(ctx, id, after); err != nil {
+			if watch, err = watcher.WatchRFQ(ctx, id, after); err != nil {
 				writeError(w, r, logger, fmt.Errorf("watch rfq %s: %w", id, err))
 				return
 			}
+			defer watch.Close()
 		}
 
 		h := w.Header()
@@ -174,29 +174,41 @@ func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbea
 			return
 		}
 
+		// The watch runs on this goroutine: it wakes it through Ready,
+		// and hands over what came with Next.
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
 		for {
-			var frame []byte
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				frame = []byte(": heartbeat\n\n")
-			case ev, ok := <-events:
-				if !ok {
-					logger.DebugContext(ctx, "event stream ended without a final event", "rfq", id)
+				if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
+					logger.DebugContext(ctx, "write event stream", "rfq", id, "err", err)
 					return
 				}
-				if frame, err = eventFrame(ev); err != nil {
-					logger.ErrorContext(ctx, "encode event", "rfq", id, "seq", ev.Seq, "err", err)
+			case <-watch.Ready():
+				events, err := watch.Next(ctx)
+				if err != nil {
+					logger.DebugContext(ctx, "event stream ended without a final event", "rfq", id, "err", err)
 					return
 				}
-				done = ev.Type.Final()
-			}
-			if _, err := w.Write(frame); err != nil {
-				logger.DebugContext(ctx, "write event stream", "rfq", id, "err", err)
-				return
+				if len(events) == 0 {
+					continue // woken with nothing new
+				}
+				for _, ev := range events {
+					frame, err := eventFrame(ev)
+					if err != nil {
+						logger.ErrorContext(ctx, "encode event", "rfq", id, "seq", ev.Seq, "err", err)
+						return
+					}
+					if _, err := w.Write(frame); err != nil {
+						logger.DebugContext(ctx, "write event stream", "rfq", id, "err", err)
+						return
+					}
+					// Next returns nothing after the final event.
+					done = ev.Type.Final()
+				}
 			}
 			if err := rc.Flush(); err != nil {
 				logger.DebugContext(ctx, "flush event stream", "rfq", id, "err", err)

@@ -80,7 +80,7 @@ func TestGetRFQWaitReturnsOnEvent(t *testing.T) {
 					return // the test fails on its own: its wait ends with 304
 				}
 				h.fake.addQuote(rfq.ID, "UnicornManagementResource1", "45.00")
-				w.ch <- event(rfq.ID, 2, rydes.EventQuote, rydes.StatusOpen)
+				w.send(event(rfq.ID, 2, rydes.EventQuote, rydes.StatusOpen))
 			}()
 			inm := ""
 			if conditional {
@@ -104,6 +104,7 @@ func TestGetRFQWaitEndsWith304(t *testing.T) {
 	require.Equal(t, http.StatusNotModified, resp.StatusCode, "body: %s", b)
 	assert.Equal(t, etagOf(rfq), resp.Header.Get("ETag"))
 	assert.Equal(t, 1, h.watcher.callCount())
+	assert.True(t, h.watcher.next().isClosed(), "the long poll closes its watch")
 
 	// Without If-None-Match the client gets the RFQ, unchanged.
 	resp, b = h.get(t, "/v1/rfqs/"+rfq.ID+"?wait=50ms", "")
@@ -244,6 +245,7 @@ func TestRFQEvents(t *testing.T) {
 	require.NotNil(t, w)
 	assert.Zero(t, w.afterSeq)
 	assert.Equal(t, rfq.ID, w.rfqID)
+	assert.True(t, w.isClosed(), "the stream closes its watch")
 }
 
 func TestRFQEventsResume(t *testing.T) {
@@ -290,7 +292,7 @@ func TestRFQEventsEndWithoutFinal(t *testing.T) {
 	h.watcher.setScript(rfq.ID, event(rfq.ID, 1, rydes.EventCreated, rydes.StatusOpen))
 	go func() {
 		if w := h.watcher.next(); w != nil {
-			close(w.ch)
+			w.end()
 		}
 	}()
 	_, events := h.streamEvents(t, "/v1/rfqs/"+rfq.ID+"/events", "")
@@ -320,7 +322,7 @@ func TestRFQEventsHeartbeat(t *testing.T) {
 	}
 	w := h.watcher.next()
 	require.NotNil(t, w)
-	w.ch <- event(rfq.ID, 2, rydes.EventCancelled, rydes.StatusCancelled)
+	w.send(event(rfq.ID, 2, rydes.EventCancelled, rydes.StatusCancelled))
 	_, err = io.Copy(io.Discard, rd)
 	require.NoError(t, err)
 

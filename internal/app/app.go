@@ -405,7 +405,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			AdminKeyHash:          func() string { return a.adminKeyHash },
 			Customers:             a.custs,
 			OpenLoopbackCustomers: cfg.Demo,
-			Watcher:               a.bus,
+			Watcher:               busWatcher{a.bus},
 			Notifications:         a.store,
 			Audit:                 a.store,
 			Web:                   web.Handler(),
@@ -684,6 +684,21 @@ func (a *App) answer(ctx context.Context, in bus.Inbound) rydes.AnswerReceipt {
 		Outcome: res.Decision.Outcome, RFQStatus: res.Status,
 		Reason: res.Decision.Reason, Message: res.Decision.Message,
 	}
+}
+
+// busWatcher serves the API's watches from the bus: its WatchRFQ returns
+// the concrete *bus.Watch, which the API takes as an api.Watch.
+type busWatcher struct{ b *bus.Bus }
+
+var _ api.Watch = (*bus.Watch)(nil)
+
+// WatchRFQ implements api.Watcher.
+func (w busWatcher) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (api.Watch, error) {
+	watch, err := w.b.WatchRFQ(ctx, rfqID, afterSeq)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return watch, nil
 }
 
 func (a *App) goLoop(name string, f func() error) {

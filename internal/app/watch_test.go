@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -108,6 +109,38 @@ func TestEventStreamResumesAndEnds(t *testing.T) {
 	// A finished request's stream replays and ends at once.
 	again := readEvents(t, h.app.URL(), "", rfq.ID, 0, 0)
 	require.Len(t, again, 6)
+}
+
+// TestShutdownEndsEventStreams: an event stream held open on a request
+// that will not change for an hour ends as soon as shutdown begins (the
+// bus ends every watch), so draining HTTP does not wait for it.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	s := fleet(2, 1, false)
+	s.MinDelay, s.MaxDelay = time.Hour, time.Hour
+	h := start(t, config(t, t.TempDir(), s))
+	rfq := h.create(`{"customer":"cmr","from":"A","to":"B"}`)
+
+	req, err := http.NewRequestWithContext(rydestest.Context(t), http.MethodGet, h.app.URL()+"/v1/rfqs/"+rfq.ID+"/events", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	rd := bufio.NewReader(resp.Body)
+	for {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		if line == "event: created\n" {
+			break
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), rydestest.WaitTimeout)
+	defer cancel()
+	require.NoError(t, h.app.Shutdown(ctx), "the drain did not wait for the stream")
+	rest, err := io.ReadAll(rd)
+	require.NoError(t, err, "the stream ended cleanly")
+	require.NotContains(t, string(rest), "event: ", "no event after created")
 }
 
 // TestWatcherOnAnotherInstance runs two rydes instances on one broker and

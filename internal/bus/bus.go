@@ -209,10 +209,14 @@ type Bus struct {
 	dispatch jetstream.Stream
 	acks     ackMarks // what Publish was acknowledged with, for reconciliation
 
+	// hub hands stored events to the watches of each RFQ; its one
+	// subscription is made on first use (hubOnce).
+	hub     *eventHub
 	hubOnce sync.Once
-	hub     *eventHub // the watchers' one subscription, made on first use
 	hubErr  error
-	// watching ends every watch when cancelled (EndWatches, Close).
+	// watching is cancelled when every watch ends (EndWatches, Close):
+	// Watch.Next checks it, and it cuts short the reads of a watch that
+	// fell behind.
 	watching    context.Context
 	endWatching context.CancelFunc
 
@@ -244,7 +248,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new bus: jetstream: %w", err)
 	}
-	b := &Bus{js: js, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	b := &Bus{js: js, cfg: cfg, log: cfg.Logger, done: make(chan struct{}), hub: newEventHub(cfg.Logger)}
 	b.watching, b.endWatching = context.WithCancel(context.Background())
 	for _, sc := range StreamConfigs(cfg) {
 		s, err := js.CreateOrUpdateStream(ctx, sc)
@@ -320,28 +324,32 @@ func (b *Bus) enter() error {
 	return nil
 }
 
-// Close stops every Gather, waits for them and for Publish calls in flight,
-// and releases the bus's subscriptions. It does not close the connection.
+// Close stops every Gather, ends every watch (EndWatches), waits for the
+// calls in flight (Publish, a WatchRFQ, a Watch's read of the stream) and
+// releases the bus's subscriptions. It does not wait for open watches,
+// which hold nothing of the bus's once ended, nor close the connection.
 func (b *Bus) Close() {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closed = true
 		close(b.done)
 		b.mu.Unlock()
-		b.endWatching()
+		b.EndWatches()
 		b.wg.Wait()
-		if b.hub != nil {
-			b.hub.close()
-		}
+		b.hub.close()
 		b.js.CleanupPublisher()
 	})
 }
 
-// EndWatches ends every watch of the bus, those to come included: their
-// channels close as if their contexts had ended. A process that starts
+// EndWatches ends every watch of the bus, those to come included: the
+// Ready of each fires, and its Next returns io.EOF. A process that starts
 // stopping calls it so that event streams end before it waits for its
 // HTTP requests; Close ends them too.
-func (b *Bus) EndWatches() { b.endWatching() }
+func (b *Bus) EndWatches() {
+	// Cancelled first: a watch that the hub wakes, or refuses, sees it.
+	b.endWatching()
+	b.hub.end()
+}
 
 // PublishError reports the messages of a Publish call that were not
 // stored. The others were; deleting their outbox rows is safe.

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,13 +21,10 @@ import (
 
 // Watch limits.
 const (
-	// watchBuffer is the capacity of a watcher's inbox on the process's
+	// watchBuffer is the capacity of a watch's inbox on the process's
 	// subscription (pointers, cheap) and how many stored events one fetch
 	// reads.
 	watchBuffer = 64
-	// watchOut is the capacity of the channel a watcher hands events on:
-	// small, as every watcher has one (an event is some 150 bytes).
-	watchOut = 8
 	// watchMaxReorder bounds the events a watcher holds back while it waits
 	// for an earlier seq published after them (an outbox retry can store
 	// seq n+1 before seq n). Past it, the watcher gives up on the gap.
@@ -82,28 +81,50 @@ func decodeEvent(subject string, data []byte, h nats.Header) (rydes.Event, error
 	return ev, nil
 }
 
-// WatchRFQ streams the events of RFQ rfqID with a seq above afterSeq, in
-// seq order and each once, on the returned channel: those stored already
-// and those to come. The channel is closed after the RFQ's final event
-// (complete, expired or cancelled), when ctx ends or when the bus is
-// closed; a receiver tells the first from the others by the last event's
-// Type.Final().
+// Watch follows the events of one RFQ on its caller's goroutine: it has
+// none of its own. The caller waits for Ready, then calls Next, until Next
+// returns an error; and calls Close when it is done. A Watch is not safe
+// for concurrent use.
 //
-// Events to come reach every watcher of a process through one core NATS
+// Ready fires when Next may have something to return: events the process's
+// subscription brought, a sign that the watch fell behind, stored events
+// read at the start, or the end of the watch. It may fire when Next then
+// has nothing: Next returns no events and a nil error, and the caller
+// waits again.
+type Watch struct {
+	b      *Bus
+	rfqID  string
+	hw     *hubWatcher
+	seqr   *sequencer
+	stored []rydes.Event // read at the start, not yet returned by Next
+	err    error         // what Next returns from now on; io.EOF once over
+}
+
+// WatchRFQ follows the events of RFQ rfqID with a seq above afterSeq: those
+// stored already and those to come. The returned Watch's Next returns them
+// in seq order, each once, and io.EOF after the RFQ's final event
+// (complete, expired or cancelled), after EndWatches or Close of the bus,
+// or after the Watch's Close; a caller tells the first from the others by
+// the last event's Type.Final(). ctx bounds only the reading of the stored
+// events here; the caller ends the watch with Close.
+//
+// Events to come reach every watch of a process through one core NATS
 // subscription to what EventsStream publishes again once it stored an event
-// (StoredEventSubjectPrefix): a watcher costs no consumer on the broker.
-// Those stored already are read once, after the watcher is registered with
-// that subscription, with one direct get (see readStored); an event
-// stored in between arrives both ways and is sent once. A watcher that
-// falls behind (its buffer full) reads the stream again. It works from any
-// rydes instance on the broker. Messages that are not events Publish
-// stored (see DecodeEvent) are skipped, and so are repeats of a seq already
-// sent. Events are kept for MaxAge: watching an RFQ older than that waits
-// for events that are gone, until ctx ends, so callers should read the RFQ
-// from the store first and not watch one that is final.
+// (StoredEventSubjectPrefix): a watch costs no consumer on the broker, and
+// no goroutine in the process. Those stored already are read once, here,
+// after the watch is registered with that subscription, with one direct
+// get (see readStored); an event stored in between arrives both ways and is
+// returned once. A watch that falls behind (its inbox full) reads the
+// stream again in its next Next. It works from any rydes instance on the
+// broker. Messages that are not events Publish stored (see DecodeEvent)
+// are skipped, and so are repeats of a seq already returned. Events are
+// kept for MaxAge: watching an RFQ older than that waits for events that
+// are gone, so callers should read the RFQ from the store first and not
+// watch one that is final.
 //
-// The caller must either drain the channel or end ctx.
-func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-chan rydes.Event, error) {
+// WatchRFQ started after EndWatches (or during it) returns a Watch that is
+// over: its Ready fires at once and its Next returns io.EOF.
+func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (*Watch, error) {
 	if err := rydes.ValidateID(rfqID); err != nil {
 		return nil, fmt.Errorf("watch rfq %q: %w", rfqID, err)
 	}
@@ -113,96 +134,136 @@ func (b *Bus) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (<-cha
 	if err := b.enter(); err != nil {
 		return nil, fmt.Errorf("watch rfq %s: %w", rfqID, err)
 	}
-	hub, err := b.eventHub()
-	if err != nil {
-		b.wg.Done()
+	defer b.wg.Done()
+	if err := b.subscribeHub(); err != nil {
 		return nil, fmt.Errorf("watch rfq %s: %w", rfqID, err)
 	}
-	w := hub.register(rfqID)
-	seqr := newSequencer(afterSeq)
+	w := &Watch{b: b, rfqID: rfqID, seqr: newSequencer(afterSeq)}
+	var registered bool
+	if w.hw, registered = b.hub.register(rfqID); !registered {
+		w.err = io.EOF // watches ended before this one began
+		return w, nil
+	}
 	// The first read of the stream happens here, so that a watch that
 	// cannot read it fails at once.
-	ready, err := b.readStored(ctx, rfqID, seqr)
+	stored, err := b.readStored(ctx, rfqID, w.seqr)
 	if err != nil {
-		hub.unregister(w)
-		b.wg.Done()
+		b.hub.unregister(w.hw)
 		return nil, fmt.Errorf("watch rfq %s: %w", rfqID, err)
 	}
-
-	out := make(chan rydes.Event, watchOut)
-	go func() {
-		defer b.wg.Done()
-		defer close(out)
-		defer hub.unregister(w)
-		// One goroutine per watcher: the end of every watch (EndWatches,
-		// Close) cancels this one's context without another.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		defer context.AfterFunc(b.watching, cancel)()
-		if b.watching.Err() != nil {
-			return // watches ended before this one began
-		}
-		if !send(ctx, out, ready) {
-			return
-		}
-		b.watch(ctx, w, rfqID, seqr, out)
-	}()
-	return out, nil
+	if len(stored) > 0 {
+		w.stored = stored
+		w.hw.wake()
+	}
+	return w, nil
 }
 
-// send hands events to out, in order. It returns false once ctx ended or
-// the final event was sent: the watch is over.
-func send(ctx context.Context, out chan<- rydes.Event, events []rydes.Event) bool {
-	for _, ev := range events {
-		select {
-		case out <- ev:
-		case <-ctx.Done():
-			return false
+// Ready returns the channel that receives when Next may have something to
+// return (see Watch). It is the same channel for the life of the watch.
+func (w *Watch) Ready() <-chan struct{} { return w.hw.ready }
+
+// Next returns the events now ready, in seq order, each once: none (and a
+// nil error) if nothing came since the last call. It does not wait for
+// events; it blocks only when the watch fell behind, to read the stream
+// again within ctx. It returns io.EOF once the final event was returned by
+// an earlier call, or the watch ended (EndWatches, Close of the bus or of
+// the watch); another error if reading the stream again failed, after
+// which the watch is over too.
+func (w *Watch) Next(ctx context.Context) ([]rydes.Event, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	if w.b.watching.Err() != nil {
+		w.end(io.EOF)
+		return nil, io.EOF
+	}
+	ready := w.stored
+	w.stored = nil
+	if w.hw.behind.Swap(false) {
+		// The hub dropped messages for this watch: the stream has them.
+		r, err := w.b.readAgain(ctx, w.rfqID, w.seqr)
+		if err != nil {
+			w.end(err)
+			if len(ready) > 0 {
+				return w.untilFinal(ready), nil // the error comes next
+			}
+			return nil, err
 		}
+		ready = append(ready, r...)
+	}
+	// What the hub brought before this call; later messages wake Ready.
+	for n := len(w.hw.live); n > 0; n-- {
+		m := <-w.hw.live
+		ev, err := decodeStoredEvent(m)
+		if err != nil {
+			w.b.log.Warn("watch rfq: skipped a message that is not an event", "rfq", w.rfqID, "subject", m.Subject, "err", err)
+			continue
+		}
+		if ev.RFQID != w.rfqID {
+			continue
+		}
+		r, skipped := w.seqr.add(ev)
+		if skipped > 0 {
+			w.b.log.Warn("watch rfq: gave up waiting for missing events", "rfq", w.rfqID, "missing", skipped, "resumed_at", r[0].Seq)
+		}
+		ready = append(ready, r...)
+	}
+	return w.untilFinal(ready), nil
+}
+
+// untilFinal returns events up to the first final one, and ends the watch
+// if there is one: nothing follows it.
+func (w *Watch) untilFinal(events []rydes.Event) []rydes.Event {
+	for i, ev := range events {
 		if ev.Type.Final() {
-			return false
+			if w.err == nil {
+				w.end(io.EOF)
+			}
+			return events[:i+1]
 		}
 	}
-	return ctx.Err() == nil
+	return events
 }
 
-// watch hands the events the hub brings to out, in seq order, until the
-// final event was sent or ctx ends; when it fell behind, it reads the
-// stream again.
-func (b *Bus) watch(ctx context.Context, w *hubWatcher, rfqID string, seqr *sequencer, out chan<- rydes.Event) {
-	log := b.log.With("rfq", rfqID)
-	for {
-		var ready []rydes.Event
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.behind:
-			var err error
-			if ready, err = b.readStored(ctx, rfqID, seqr); err != nil {
-				if ctx.Err() == nil {
-					log.Warn("watch rfq: reading the stream again after falling behind", "err", err)
-				}
-				return
-			}
-		case m := <-w.live:
-			ev, err := decodeStoredEvent(m)
-			if err != nil {
-				log.Warn("watch rfq: skipped a message that is not an event", "subject", m.Subject, "err", err)
-				continue
-			}
-			if ev.RFQID != rfqID {
-				continue
-			}
-			var skipped int64
-			ready, skipped = seqr.add(ev)
-			if skipped > 0 {
-				log.Warn("watch rfq: gave up waiting for missing events", "missing", skipped, "resumed_at", ready[0].Seq)
-			}
-		}
-		if !send(ctx, out, ready) {
-			return
-		}
+// end makes Next return err from now on, unregisters the watch from the
+// hub and wakes Ready, so that a caller waiting on it learns of the end.
+func (w *Watch) end(err error) {
+	w.err = err
+	w.stored = nil
+	w.b.hub.unregister(w.hw)
+	w.hw.wake()
+}
+
+// Close ends the watch and unregisters it from the process's
+// subscription; Next then returns io.EOF. Closing a watch that is over
+// already does nothing more.
+func (w *Watch) Close() {
+	if w.err == nil {
+		w.end(io.EOF)
 	}
+}
+
+// readAgain reads the stored events of rfqID again for a watch that fell
+// behind, as readStored does. Close waits for it; EndWatches and Close cut
+// it short, and it then returns io.EOF: the watch is over.
+func (b *Bus) readAgain(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
+	if err := b.enter(); err != nil {
+		return nil, io.EOF
+	}
+	defer b.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.watching, cancel)()
+	ready, err := b.readStored(ctx, rfqID, seqr)
+	switch {
+	case err == nil:
+		return ready, nil
+	case b.watching.Err() != nil:
+		return nil, io.EOF
+	case ctx.Err() == nil:
+		b.log.Warn("watch rfq: reading the stream again after falling behind", "rfq", rfqID, "err", err)
+	}
+	return nil, fmt.Errorf("watch rfq %s: read the stream again after falling behind: %w", rfqID, err)
 }
 
 // readStored reads the events of rfqID that EventsStream holds and returns
@@ -311,50 +372,66 @@ func (b *Bus) deleteWatchConsumer(cons jetstream.Consumer, rfqID string) {
 	}
 }
 
-// eventHub returns the bus's hub, subscribing it on first use.
-func (b *Bus) eventHub() (*eventHub, error) {
-	b.hubOnce.Do(func() {
-		b.hub, b.hubErr = newEventHub(b.js.Conn(), b.log)
-	})
-	return b.hub, b.hubErr
+// subscribeHub subscribes the hub on first use.
+func (b *Bus) subscribeHub() error {
+	b.hubOnce.Do(func() { b.hubErr = b.hub.subscribe(b.js.Conn()) })
+	return b.hubErr
 }
 
 // eventHub is one process's subscription to the stored events, which it
-// hands to the watchers of each RFQ.
+// hands to the watches of each RFQ.
 type eventHub struct {
-	sub *nats.Subscription
 	log *slog.Logger
 
 	mu       sync.RWMutex
+	sub      *nats.Subscription                  // nil until subscribe, and after close
+	ended    bool                                // every watch ended: none registers any more
 	watchers map[string]map[*hubWatcher]struct{} // by rfq id
 }
 
-// hubWatcher is one watcher's inbox: the stored events of its RFQ, and a
-// signal that some were dropped because the inbox was full.
+// hubWatcher is one watch's inbox: the stored events of its RFQ, a flag
+// that some were dropped because the inbox was full, and the watch's Ready
+// signal, which the hub raises after each.
 type hubWatcher struct {
 	rfqID  string
 	live   chan *nats.Msg
-	behind chan struct{}
+	behind atomic.Bool
+	ready  chan struct{} // capacity 1: a signal pending or not
 }
 
-func newEventHub(nc *nats.Conn, log *slog.Logger) (*eventHub, error) {
-	h := &eventHub{log: log, watchers: map[string]map[*hubWatcher]struct{}{}}
+// wake raises w's Ready signal, unless one is pending already.
+func (w *hubWatcher) wake() {
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+}
+
+func newEventHub(log *slog.Logger) *eventHub {
+	return &eventHub{log: log, watchers: map[string]map[*hubWatcher]struct{}{}}
+}
+
+// subscribe makes the hub's subscription.
+func (h *eventHub) subscribe(nc *nats.Conn) error {
 	sub, err := nc.Subscribe(StoredEventSubjectPrefix+">", h.dispatch)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to stored events: %w", err)
+		return fmt.Errorf("subscribe to stored events: %w", err)
 	}
 	// The callback never blocks, so the subscription's own buffer only
-	// absorbs bursts; a watcher that falls behind reads the stream again.
+	// absorbs bursts; a watch that falls behind reads the stream again.
 	if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("subscribe to stored events: %w", err)
+		return fmt.Errorf("subscribe to stored events: %w", err)
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.sub = sub
-	return h, nil
+	return nil
 }
 
-// dispatch hands a stored event to the watchers of its RFQ, without
-// blocking: a watcher whose inbox is full is told it fell behind.
+// dispatch hands a stored event to the watches of its RFQ, without
+// blocking: a watch whose inbox is full is told it fell behind. Either way
+// the watch's Ready fires, after the inbox or the flag changed.
 func (h *eventHub) dispatch(m *nats.Msg) {
 	rest, ok := strings.CutPrefix(m.Subject, StoredEventSubjectPrefix)
 	if !ok {
@@ -367,39 +444,71 @@ func (h *eventHub) dispatch(m *nats.Msg) {
 		select {
 		case w.live <- m:
 		default:
-			select {
-			case w.behind <- struct{}{}:
-			default:
-			}
+			w.behind.Store(true)
 		}
+		w.wake()
 	}
 }
 
-func (h *eventHub) register(rfqID string) *hubWatcher {
-	w := &hubWatcher{rfqID: rfqID, live: make(chan *nats.Msg, watchBuffer), behind: make(chan struct{}, 1)}
+// register returns a new inbox for a watch of rfqID, registered to receive
+// the RFQ's stored events; after end, it returns one that is not (false),
+// its Ready raised.
+func (h *eventHub) register(rfqID string) (*hubWatcher, bool) {
+	w := &hubWatcher{rfqID: rfqID, live: make(chan *nats.Msg, watchBuffer), ready: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.ended {
+		w.wake()
+		return w, false
+	}
 	ws := h.watchers[rfqID]
 	if ws == nil {
 		ws = map[*hubWatcher]struct{}{}
 		h.watchers[rfqID] = ws
 	}
 	ws[w] = struct{}{}
-	return w
+	return w, true
 }
 
+// unregister forgets w; forgetting it twice does nothing.
 func (h *eventHub) unregister(w *hubWatcher) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.watchers[w.rfqID], w)
-	if len(h.watchers[w.rfqID]) == 0 {
+	ws, ok := h.watchers[w.rfqID]
+	if !ok {
+		return
+	}
+	delete(ws, w)
+	if len(ws) == 0 {
 		delete(h.watchers, w.rfqID)
 	}
 }
 
+// end ends every watch: it raises the Ready of each registered one (whose
+// Next then sees that watching ended), forgets them all, and refuses those
+// that register after.
+func (h *eventHub) end() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ended = true
+	for _, ws := range h.watchers {
+		for w := range ws {
+			w.wake()
+		}
+	}
+	clear(h.watchers)
+}
+
 // close ends the subscription.
 func (h *eventHub) close() {
-	if err := h.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	h.mu.Lock()
+	sub := h.sub
+	h.sub = nil
+	h.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		h.log.Debug("unsubscribe stored events", "err", err)
 	}
 }

@@ -3,7 +3,9 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -34,39 +36,97 @@ func rfqEvents(rfqID string, from, to int64, final bool) []store.OutboxMessage {
 	return msgs
 }
 
-// recv returns the next event on ch, failing the test if ch is closed or
-// nothing comes within rydestest.WaitTimeout (a bound against hangs).
-func recv(t *testing.T, ch <-chan rydes.Event) rydes.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-ch:
-		require.True(t, ok, "the watch channel closed early")
-		return ev
-	case <-time.After(rydestest.WaitTimeout):
-		t.Fatal("timed out waiting for an event")
-		return rydes.Event{}
-	}
+// testWatch is a Watch with the events Next returned that the test has
+// not looked at yet.
+type testWatch struct {
+	*Watch
+	ctx  context.Context
+	left []rydes.Event
 }
 
-// requireClosed fails the test unless ch is closed with nothing more on it.
-func requireClosed(t *testing.T, ch <-chan rydes.Event) {
+// watch opens a watch of rfqID after afterSeq on b, closed when the test
+// ends.
+func watch(t *testing.T, ctx context.Context, b *Bus, rfqID string, afterSeq int64) *testWatch {
+	t.Helper()
+	w, err := b.WatchRFQ(ctx, rfqID, afterSeq)
+	require.NoError(t, err)
+	t.Cleanup(w.Close)
+	return &testWatch{Watch: w, ctx: ctx}
+}
+
+// next waits for Ready, then calls Next; it fails the test if Ready does
+// not fire within rydestest.WaitTimeout (a bound against hangs).
+func (w *testWatch) next(t *testing.T) ([]rydes.Event, error) {
 	t.Helper()
 	select {
-	case ev, ok := <-ch:
-		require.False(t, ok, "unexpected event %+v after the end", ev)
+	case <-w.Ready():
 	case <-time.After(rydestest.WaitTimeout):
-		t.Fatal("timed out waiting for the watch channel to close")
+		t.Fatal("timed out waiting for the watch to be ready")
 	}
+	return w.Next(w.ctx)
+}
+
+// recv returns the watch's next event, failing the test if the watch ends
+// or nothing comes within rydestest.WaitTimeout.
+func recv(t *testing.T, w *testWatch) rydes.Event {
+	t.Helper()
+	for len(w.left) == 0 {
+		events, err := w.next(t)
+		require.NoError(t, err, "the watch ended early")
+		w.left = events
+	}
+	ev := w.left[0]
+	w.left = w.left[1:]
+	return ev
+}
+
+// requireClosed fails the test unless the watch ends (Next returns io.EOF)
+// with nothing more.
+func requireClosed(t *testing.T, w *testWatch) {
+	t.Helper()
+	require.Empty(t, w.left, "events left before the end")
+	for {
+		events, err := w.next(t)
+		require.Empty(t, events, "unexpected events after the end")
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+	}
+	// Over for good, and no longer registered with the hub.
+	events, err := w.Next(w.ctx)
+	require.Empty(t, events)
+	require.ErrorIs(t, err, io.EOF)
+	require.False(t, w.b.hub.has(w.hw), "an ended watch is still registered")
 }
 
 // recvSeqs receives n events and returns their seqs.
-func recvSeqs(t *testing.T, ch <-chan rydes.Event, n int) []int64 {
+func recvSeqs(t *testing.T, w *testWatch, n int) []int64 {
 	t.Helper()
 	seqs := make([]int64, n)
 	for i := range seqs {
-		seqs[i] = recv(t, ch).Seq
+		seqs[i] = recv(t, w).Seq
 	}
 	return seqs
+}
+
+// has reports whether w is registered.
+func (h *eventHub) has(w *hubWatcher) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.watchers[w.rfqID][w]
+	return ok
+}
+
+// registered returns how many watches are registered.
+func (h *eventHub) registered() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, ws := range h.watchers {
+		n += len(ws)
+	}
+	return n
 }
 
 // waitNoConsumers waits until EventsStream has no consumer left.
@@ -87,8 +147,7 @@ func TestWatchRFQInOrderUntilFinal(t *testing.T) {
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq2, 1, 2, false))
 	require.NoError(t, err)
 
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
 	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3), "the events stored before the watch")
 
 	// Live events, with another RFQ's in between; seq 5 is stored before 4
@@ -103,6 +162,7 @@ func TestWatchRFQInOrderUntilFinal(t *testing.T) {
 	require.Equal(t, []int64{5, 6}, recvSeqs(t, ch, 2))
 	requireClosed(t, ch)
 	bb.waitNoConsumers(t)
+	require.Zero(t, bb.bus.hub.registered(), "the final event unregisters the watch")
 }
 
 func TestWatchRFQResumesAfterSeq(t *testing.T) {
@@ -111,8 +171,7 @@ func TestWatchRFQResumesAfterSeq(t *testing.T) {
 	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 4, false))
 	require.NoError(t, err)
 
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 2)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 2)
 	require.Equal(t, []int64{3, 4}, recvSeqs(t, ch, 2))
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 5, 6, true))
 	require.NoError(t, err)
@@ -120,9 +179,8 @@ func TestWatchRFQResumesAfterSeq(t *testing.T) {
 	requireClosed(t, ch)
 
 	// Resuming after the final event's predecessor yields only the final
-	// event; after the final one, nothing more comes, so ctx ends it.
-	ch, err = bb.bus.WatchRFQ(ctx, rfq1, 5)
-	require.NoError(t, err)
+	// event, then the end.
+	ch = watch(t, ctx, bb.bus, rfq1, 5)
 	require.Equal(t, rydes.EventComplete, recv(t, ch).Type)
 	requireClosed(t, ch)
 }
@@ -137,8 +195,7 @@ func TestWatchRFQFromAnotherInstance(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(b2.Close)
 
-	ch, err := b2.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, b2, rfq1, 0)
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, true))
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
@@ -170,8 +227,7 @@ func TestWatchRFQSkipsJunk(t *testing.T) {
 	require.NoError(t, bb.nc.PublishMsg(&nats.Msg{Subject: "$JS.API.STREAM.INFO." + EventsStream, Reply: subject}))
 	rydestest.WaitFor(t, "the junk to be stored", func() bool { return bb.streamMsgs(t, EventsStream) == 1+uint64(len(junk))+1 })
 
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
 	require.Equal(t, int64(1), recv(t, ch).Seq)
 	// The junk did not end the watch: the real seq 2 comes, then the end.
 	real := rfqEvents(rfq1, 2, 3, true)
@@ -182,31 +238,42 @@ func TestWatchRFQSkipsJunk(t *testing.T) {
 	requireClosed(t, ch)
 }
 
-func TestWatchRFQCancel(t *testing.T) {
+// Closing a watch mid-way ends it at once and unregisters it, with
+// events still unread.
+func TestWatchRFQClose(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
 	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false))
 	require.NoError(t, err)
 
-	wctx, cancel := context.WithCancel(ctx)
-	ch, err := bb.bus.WatchRFQ(wctx, rfq1, 0)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
+	events, err := ch.next(t)
 	require.NoError(t, err)
-	require.Equal(t, int64(1), recv(t, ch).Seq)
-	// Seq 2 is not read: cancelling still closes the channel, though the
-	// watcher may be blocked sending it.
-	cancel()
-	for range ch {
-	}
+	require.EqualValues(t, 1, events[0].Seq)
+	require.Equal(t, 1, bb.bus.hub.registered())
+	ch.Close()
+	require.Zero(t, bb.bus.hub.registered())
+	events, err = ch.Next(ctx)
+	require.Empty(t, events)
+	require.ErrorIs(t, err, io.EOF)
+	ch.Close() // again: nothing more
 	bb.waitNoConsumers(t)
 }
 
 func TestWatchRFQEndsWhenBusCloses(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false))
 	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
+	idle := watch(t, ctx, bb.bus, rfq1, 0)
+	require.Equal(t, int64(1), recv(t, idle).Seq)
 	bb.bus.Close()
+	// Its stored event unread, one watch ends all the same; the other,
+	// waiting on Ready with nothing pending, is woken.
 	requireClosed(t, ch)
+	requireClosed(t, idle)
+	require.Zero(t, bb.bus.hub.registered(), "Close leaves no watch registered")
 	_, err = bb.bus.WatchRFQ(ctx, rfq1, 0)
 	require.ErrorContains(t, err, "closed")
 }
@@ -220,8 +287,8 @@ func TestWatchRFQRefusesBadArguments(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestWatchRFQNoLeak starts many watchers, ends them every way there is,
-// and checks that their goroutines and consumers are all gone.
+// TestWatchRFQNoLeak starts many watches, ends them every way there is,
+// and checks that no goroutine, consumer or registration is left.
 func TestWatchRFQNoLeak(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
@@ -232,42 +299,73 @@ func TestWatchRFQNoLeak(t *testing.T) {
 	other := rydes.NewID()
 	_, err = bb.bus.Publish(ctx, rfqEvents(other, 1, 2, true))
 	require.NoError(t, err)
-	warm, err := bb.bus.WatchRFQ(ctx, other, 0)
-	require.NoError(t, err)
+	warm := watch(t, ctx, bb.bus, other, 0)
 	require.Equal(t, []int64{1, 2}, recvSeqs(t, warm, 2))
 	requireClosed(t, warm)
 	bb.waitNoConsumers(t)
 	before := runtime.NumGoroutine()
 
 	const n = 20
-	chans := make([]<-chan rydes.Event, n)
-	cancels := make([]context.CancelFunc, n)
+	watches := make([]*testWatch, n)
 	for i := range n {
-		wctx, cancel := context.WithCancel(ctx)
-		cancels[i] = cancel
-		var err error
-		chans[i], err = bb.bus.WatchRFQ(wctx, rfq1, 0)
-		require.NoError(t, err)
+		watches[i] = watch(t, ctx, bb.bus, rfq1, 0)
 	}
 	for i := range n / 2 {
-		require.Equal(t, int64(1), recv(t, chans[i]).Seq)
-		cancels[i]() // abandoned mid-way, seq 2 unread
+		require.Equal(t, int64(1), recv(t, watches[i]).Seq)
+		watches[i].Close() // abandoned mid-way, seq 2 unread
 	}
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true))
 	require.NoError(t, err)
 	for i := n / 2; i < n; i++ {
-		require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, chans[i], 3))
-		requireClosed(t, chans[i])
-		cancels[i]()
+		require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, watches[i], 3))
+		requireClosed(t, watches[i])
+		watches[i].Close()
 	}
 	for i := range n / 2 {
-		for range chans[i] {
-		}
+		events, err := watches[i].Next(ctx)
+		require.Empty(t, events)
+		require.ErrorIs(t, err, io.EOF)
 	}
 	bb.waitNoConsumers(t)
-	rydestest.WaitFor(t, "the watchers' goroutines to end", func() bool {
+	require.Zero(t, bb.bus.hub.registered(), "watches left registered")
+	rydestest.WaitFor(t, "the goroutines of the watches' reads to end", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
+}
+
+// A watch runs on its caller's goroutine: a hundred open watches, with
+// stored events read and live ones delivered, add no goroutine.
+func TestWatchRFQStartsNoGoroutine(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false))
+	require.NoError(t, err)
+	// The hub's subscription (and its goroutine) lives as long as the bus:
+	// made before counting.
+	warm := watch(t, ctx, bb.bus, rfq1, 0)
+	require.Equal(t, []int64{1, 2}, recvSeqs(t, warm, 2))
+	warm.Close()
+	before := runtime.NumGoroutine()
+
+	const n = 100
+	watches := make([]*testWatch, n)
+	for i := range watches {
+		watches[i] = watch(t, ctx, bb.bus, rfq1, 0)
+	}
+	require.Equal(t, n, bb.bus.hub.registered())
+	// Reading what is stored subscribes and unsubscribes a reply inbox,
+	// whose goroutine ends soon after; the watches themselves hold none.
+	// (With a goroutine per watch, this never comes true.)
+	rydestest.WaitFor(t, "no more goroutines than before the watches", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
+	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true))
+	require.NoError(t, err)
+	for _, w := range watches {
+		require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, w, 3))
+		requireClosed(t, w)
+	}
+	require.Zero(t, bb.bus.hub.registered())
 }
 
 func TestSequencer(t *testing.T) {
@@ -337,21 +435,21 @@ func TestEmbeddedAllowsManyConsumers(t *testing.T) {
 	}
 }
 
-// A watcher that does not keep up loses nothing: the events the process's
+// A watch that does not keep up loses nothing: the events the process's
 // subscription could not hand it are read from the stream again, in order.
 func TestWatchRFQFallsBehindAndCatchesUp(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
 	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 1, false))
 	require.NoError(t, err)
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
 	require.Equal(t, []int64{1}, recvSeqs(t, ch, 1))
-	// Nobody reads while far more events than the watcher's buffers hold
+	// Nobody reads while far more events than the watch's inbox holds
 	// are stored.
 	const last = 4*watchBuffer + 10
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 2, last, true))
 	require.NoError(t, err)
+	rydestest.WaitFor(t, "the watch to fall behind", ch.hw.behind.Load)
 	want := make([]int64, 0, last-1)
 	for seq := int64(2); seq <= last; seq++ {
 		want = append(want, seq)
@@ -391,17 +489,19 @@ func TestWatchRFQReadsStoredEventsWithoutAConsumer(t *testing.T) {
 	require.NoError(t, err)
 	created := bb.consumerCreations(t)
 
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 1)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 1)
 	require.Equal(t, []int64{2, 3}, recvSeqs(t, ch, 2))
 	require.Zero(t, created(), "consumers created to read stored events")
 
-	// An RFQ with no event stored yet.
-	ctx3, cancel := context.WithCancel(ctx)
-	ch3, err := bb.bus.WatchRFQ(ctx3, "0b5e3c1a-2f4d-4e6b-8a9c-7d1e2f3a4b5c", 0)
-	require.NoError(t, err)
+	// An RFQ with no event stored yet: nothing is ready.
+	ch3 := watch(t, ctx, bb.bus, "0b5e3c1a-2f4d-4e6b-8a9c-7d1e2f3a4b5c", 0)
 	require.Zero(t, created())
-	cancel()
+	select {
+	case <-ch3.Ready():
+		t.Fatal("ready with nothing stored")
+	default:
+	}
+	ch3.Close()
 	requireClosed(t, ch3)
 }
 
@@ -421,8 +521,7 @@ func TestWatchRFQReadsStoredEventsWithAConsumerWithoutDirectGets(t *testing.T) {
 	require.NoError(t, err)
 	created := bb.consumerCreations(t)
 
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
 	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
 	require.Equal(t, 1, created(), "consumers created to read stored events")
 	bb.waitNoConsumers(t)
@@ -441,28 +540,30 @@ func TestWatchRFQSeesPastJunkOnAnEventSubject(t *testing.T) {
 	require.Eventually(t, func() bool { return bb.streamMsgs(t, EventsStream) == 4 }, 5*time.Second, 5*time.Millisecond)
 	created := bb.consumerCreations(t)
 
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
 	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3))
 	require.Equal(t, 1, created(), "consumers created to read stored events")
 }
 
-// EndWatches closes every watch's channel, and those of watches started
-// after it, while the bus goes on publishing.
+// EndWatches ends every watch, those waiting on Ready with nothing
+// pending and those with events unread, and the watches started after it,
+// while the bus goes on publishing.
 func TestEndWatches(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
 	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 2, false))
 	require.NoError(t, err)
-	ch, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
 	require.Equal(t, []int64{1, 2}, recvSeqs(t, ch, 2))
+	unread := watch(t, ctx, bb.bus, rfq1, 0)
 
 	bb.bus.EndWatches()
 	requireClosed(t, ch)
-	later, err := bb.bus.WatchRFQ(ctx, rfq1, 0)
-	require.NoError(t, err)
+	requireClosed(t, unread)
+	require.Zero(t, bb.bus.hub.registered(), "EndWatches leaves no watch registered")
+	later := watch(t, ctx, bb.bus, rfq1, 0)
 	requireClosed(t, later)
+	require.Zero(t, bb.bus.hub.registered())
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true))
 	require.NoError(t, err, "the bus still publishes")
 }
