@@ -368,7 +368,7 @@ func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 
 	m, err := cons.Next(jetstream.FetchContext(ctx))
 	require.NoError(t, err)
-	require.Equal(t, "dispatch."+rfq1+".p1", m.Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, store.DispatchDedupeID(rfq1, "p1"), m.Headers().Get(jetstream.MsgIDHeader))
 	require.Equal(t, rfq1, m.Headers().Get(HeaderRFQID))
 	var req rydes.ProviderRequest
 	require.NoError(t, json.Unmarshal(m.Data(), &req))
