@@ -392,7 +392,8 @@ func (e *PublishError) Unwrap() []error {
 // messages, and nil with an error. Every ack is also noted for TakeAckedSeq.
 //
 // A dispatch goes to DispatchSubject(provider) with the rydes.ProviderRequest
-// as JSON; an event to EventSubject with the rydes.Event as JSON. Both carry
+// as JSON; an event to EventSubject with the rydes.Event as JSON (either
+// as msg.Payload holds it, if set). Both carry
 // Nats-Msg-Id = msg.DedupeID() and HeaderRFQID.
 func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error) {
 	if err := b.enter(); err != nil {
@@ -474,7 +475,10 @@ func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
 			return nil, fmt.Errorf("outbox message %d: dispatch to %q: %w", m.ID, m.Dispatch.Provider, err)
 		}
 		subject, rfqID = DispatchSubject(m.Dispatch.Provider), m.Dispatch.Request.RFQID
-		body, err = json.Marshal(m.Dispatch.Request)
+		body = m.Payload
+		if body == nil {
+			body, err = json.Marshal(m.Dispatch.Request)
+		}
 	case store.OutboxEvent:
 		if m.Event == nil {
 			return nil, fmt.Errorf("outbox message %d: event without content", m.ID)
@@ -483,7 +487,10 @@ func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
 			return nil, fmt.Errorf("outbox message %d: event %q of RFQ %q does not make a subject", m.ID, m.Event.Type, m.Event.RFQID)
 		}
 		subject, rfqID = EventSubject(m.Event.RFQID, m.Event.Type, m.Event.Seq), m.Event.RFQID
-		body, err = json.Marshal(m.Event)
+		body = m.Payload
+		if body == nil {
+			body, err = json.Marshal(m.Event)
+		}
 	default:
 		return nil, fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)
 	}

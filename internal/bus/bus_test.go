@@ -523,3 +523,27 @@ func TestUnboundedStreamsOfBeforeAreBounded(t *testing.T) {
 	require.EqualValues(t, DefaultDispatchMaxBytes, info.Config.MaxBytes)
 	require.EqualValues(t, 1, info.State.Msgs, "what the stream held stays")
 }
+
+// A message with its payload encoded already (as the store keeps it) is
+// published with that payload as it is; without one, its content encoded.
+func TestPublishSendsThePayloadAsStored(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	d, e := dispatchMsg(1, rfq1, "p1"), eventMsg(2, rfq1, 1, rydes.EventCreated)
+	// Valid, and not what encoding the content gives: spaces, reordered.
+	d.Payload = []byte(`{"to": "Rainbow", "rfq_id": "` + rfq1 + `"}`)
+	e.Payload = []byte(` {"seq": 1, "rfq_id": "` + rfq1 + `", "type": "created"}`)
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{d, e})
+	require.NoError(t, err)
+
+	s, err := bb.js.Stream(ctx, DispatchStream)
+	require.NoError(t, err)
+	raw, err := s.GetLastMsgForSubject(ctx, DispatchSubject("p1"))
+	require.NoError(t, err)
+	require.Equal(t, string(d.Payload), string(raw.Data))
+	s, err = bb.js.Stream(ctx, EventsStream)
+	require.NoError(t, err)
+	raw, err = s.GetLastMsgForSubject(ctx, EventSubject(rfq1, rydes.EventCreated, 1))
+	require.NoError(t, err)
+	require.Equal(t, string(e.Payload), string(raw.Data))
+}

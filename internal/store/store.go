@@ -419,6 +419,9 @@ type OutboxMessage struct {
 	Dispatch *Dispatch
 	// Event is the event to emit (Kind OutboxEvent).
 	Event *rydes.Event
+	// Payload is the content (Dispatch.Request or Event) as JSON, as
+	// stored; a publisher sends it as it is. Nil: encode the content.
+	Payload []byte
 }
 
 // OutboxFeed is what a Store may also do: hand the outbox messages each

@@ -38,6 +38,7 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 				return err
 			}
 			m.CreatedAt = fromMicros(created)
+			m.Payload = payload
 			switch m.Kind {
 			case store.OutboxDispatch:
 				d := &store.Dispatch{Provider: provider.String}
@@ -124,7 +125,7 @@ func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
 		rows = append(rows, e.RFQID, nullString(e.Provider), string(b), micros(e.At))
 		if tx.collect {
 			ev := e // its payload (b) is what reading it back would decode
-			msgs[i] = store.OutboxMessage{Kind: store.OutboxEvent, CreatedAt: fromMicros(micros(e.At)), Event: &ev}
+			msgs[i] = store.OutboxMessage{Kind: store.OutboxEvent, CreatedAt: fromMicros(micros(e.At)), Event: &ev, Payload: b}
 		}
 	}
 	return insertOutboxRows(ctx, tx, eventInserts, 4, rows, msgs)

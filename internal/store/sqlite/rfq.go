@@ -67,6 +67,7 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 					msgs[i] = store.OutboxMessage{
 						Kind: store.OutboxDispatch, CreatedAt: fromMicros(created),
 						Dispatch: &store.Dispatch{Provider: e.Provider, Request: preq},
+						Payload:  req, // one encoding for every provider
 					}
 				}
 			}

@@ -1078,6 +1078,15 @@ func TestOutboxListenerGetsWhatTheOutboxHolds(t *testing.T) {
 		require.NoError(t, err)
 		require.JSONEq(t, string(wb), string(gb), "message %d", i)
 		require.Equal(t, string(wb), string(gb), "message %d", i)
+		require.NotEmpty(t, g.Payload, "message %d", i)
+		require.Equal(t, string(w.Payload), string(g.Payload), "message %d: the payload as stored", i)
+		content := any(g.Event)
+		if g.Kind == store.OutboxDispatch {
+			content = g.Dispatch.Request
+		}
+		cb, err := json.Marshal(content)
+		require.NoError(t, err)
+		require.JSONEq(t, string(cb), string(g.Payload), "message %d: the payload is the content", i)
 	}
 
 	s.SetOutboxListener(nil)
