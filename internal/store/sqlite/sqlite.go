@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,16 @@ type options struct {
 	synchronous Synchronous
 }
 
+// walCheckpointPages is how many pages the write-ahead log grows to before
+// a commit copies it back into the database (SQLite's wal_autocheckpoint;
+// its default is 1,000). A checkpoint runs on the writing connection, in
+// the way of the next group of writes, and copies each page once however
+// often the log has it: the hot pages (the outbox's, the newest RFQs')
+// are in it many times over. 10,000 pages (40 MiB of log at most) made
+// sqlite BenchmarkCreateRFQConcurrent 7-16 % and BenchmarkStageAnswers
+// (batch 10) 19-26 % faster than 1,000.
+const walCheckpointPages = 10_000
+
 // WithSynchronous sets the synchronous setting of the writing connection;
 // SynchronousFull when not given.
 func WithSynchronous(s Synchronous) Option {
@@ -124,7 +135,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	}
 	busy := fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds())
 
-	w, err := openPool(ctx, path, []string{busy, "journal_mode(WAL)", "synchronous(" + string(o.synchronous) + ")", "foreign_keys(ON)"}, "_txlock=immediate")
+	w, err := openPool(ctx, path, []string{busy, "journal_mode(WAL)", "synchronous(" + string(o.synchronous) + ")", "foreign_keys(ON)", "wal_autocheckpoint(" + strconv.Itoa(walCheckpointPages) + ")"}, "_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}

@@ -143,8 +143,10 @@ func TestPragmas(t *testing.T) {
 	ctx := rydestest.Context(t)
 	s := newTestStore(t)
 	var journal string
-	var sync, fk, busy int
+	var sync, fk, busy, checkpoint int
 	require.NoError(t, s.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&journal))
+	require.NoError(t, s.w.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&checkpoint))
+	require.Equal(t, walCheckpointPages, checkpoint)
 	require.NoError(t, s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync))
 	require.NoError(t, s.w.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk))
 	require.NoError(t, s.w.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy))
