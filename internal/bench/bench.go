@@ -225,6 +225,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench %s: %w", cfg.Scenario, err)
 	}
+	if cfg.HeapProfile != nil && cfg.Scenario != ScenarioHold { // hold writes it while all is held
+		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
+			rep.Notes = append(rep.Notes, "heap profile: "+err.Error())
+		}
+	}
 	// The reference runs on an idle machine: stop the in-process rydes.
 	if err := tg.stopApp(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)

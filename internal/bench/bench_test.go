@@ -34,11 +34,14 @@ func testConfig(t *testing.T) Config {
 func TestRunLoadClosedLoopWithReference(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Reference = true
-	var progress bytes.Buffer
+	var progress, heap bytes.Buffer
 	cfg.Progress = &progress
+	cfg.HeapProfile = &heap
 	rep, err := Run(rydestest.Context(t), cfg)
 	require.NoError(t, err)
 
+	require.Positive(t, heap.Len(), "the heap profile is written at the end")
+	require.Equal(t, []byte{0x1f, 0x8b}, heap.Bytes()[:2], "a profile: gzipped protocol buffers")
 	require.Equal(t, "in-process", rep.Target)
 	require.Equal(t, "closed", rep.Loop)
 	require.Positive(t, rep.Created)
