@@ -213,6 +213,11 @@ func (w *watch) Next(context.Context) ([]rydes.Event, error) {
 	}
 	events := w.queue
 	w.queue = nil
+	if w.ended {
+		// Ready fires for the end too: the end may have come while a
+		// wake-up was pending, which this call consumed.
+		w.wake()
+	}
 	for i, ev := range events {
 		if ev.Type.Final() {
 			w.over = true
