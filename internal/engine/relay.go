@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,12 +91,20 @@ func newRelay(e *Engine) *relay {
 	return &relay{e: e, wake: make(chan struct{}, 1), read: true, inflight: map[int64]struct{}{}}
 }
 
-// unpublished returns the messages of msgs not in flight.
+// unpublished returns the messages of msgs not in flight: msgs itself if
+// none is (the usual case), a copy without them otherwise.
 func (r *relay) unpublished(msgs []store.OutboxMessage) []store.OutboxMessage {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := msgs[:0:0]
-	for _, m := range msgs {
+	first := slices.IndexFunc(msgs, func(m store.OutboxMessage) bool {
+		_, ok := r.inflight[m.ID]
+		return ok
+	})
+	if first < 0 {
+		return msgs
+	}
+	out := slices.Clone(msgs[:first])
+	for _, m := range msgs[first+1:] {
 		if _, ok := r.inflight[m.ID]; !ok {
 			out = append(out, m)
 		}
