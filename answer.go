@@ -3,7 +3,6 @@ package rydes
 import (
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -55,12 +54,15 @@ func (p Price) Units() (int64, error) {
 	if !digits(whole) || !digits(frac) {
 		return 0, badAmount()
 	}
-	w, _ := strconv.ParseInt(whole, 10, 64)
-	f, _ := strconv.ParseInt(frac, 10, 64)
-	for range MaxPriceDecimals - len(frac) {
-		f *= 10
+	// At most 7 + MaxPriceDecimals digits, all checked: no overflow, and
+	// no strconv error made (and dropped) for an amount without decimals.
+	var u int64
+	for _, c := range whole + frac {
+		u = u*10 + int64(c-'0')
 	}
-	u := w*PriceScale + f
+	for range MaxPriceDecimals - len(frac) {
+		u *= 10
+	}
 	if u <= 0 || u > MaxPriceAmount*PriceScale {
 		return 0, badAmount()
 	}

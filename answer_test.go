@@ -17,6 +17,9 @@ func TestPriceUnitsAndValidate(t *testing.T) {
 	}{
 		{"45", "EUR", 450_000, ""},
 		{"45.5", "USD", 455_000, ""},
+		{"12.34", "USD", 123_400, ""},
+		{"7.0001", "USD", 70_001, ""},
+		{"999999.9999", "USD", 9_999_999_999, ""},
 		{"0.0001", "JPY", 1, ""},
 		{"1000000", "EUR", 1_000_000 * rydes.PriceScale, ""},
 		{"1000000.0001", "EUR", 0, "price.amount"},
@@ -48,6 +51,15 @@ func TestPriceUnitsAndValidate(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.units, u)
 		})
+	}
+}
+
+// Units is on the path of every staged answer and every read of quotes:
+// a valid amount, with decimals or without, allocates nothing.
+func TestPriceUnitsAllocatesNothing(t *testing.T) {
+	for _, amount := range []string{"45", "45.50"} {
+		p := rydes.Price{Amount: amount, Currency: "EUR"}
+		require.Zero(t, testing.AllocsPerRun(100, func() { _, _ = p.Units() }), amount)
 	}
 }
 
