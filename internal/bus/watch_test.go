@@ -567,3 +567,73 @@ func TestEndWatches(t *testing.T) {
 	_, err = bb.bus.Publish(ctx, rfqEvents(rfq1, 3, 3, true))
 	require.NoError(t, err, "the bus still publishes")
 }
+
+// BenchmarkWatchRFQStored opens and closes watches of RFQs whose events the
+// stream holds among those of 20,000 others (one created event each, as
+// in the hold scenario: past 64,000 subjects the broker stops skipping
+// through its subject index for a wildcard consumer). "direct" is the
+// batched direct get WatchRFQ uses; "consumer" the fallback, forced by
+// turning the stream's direct gets off. Compare B/op (the broker's copies
+// are in this process) and ns/op.
+func BenchmarkWatchRFQStored(b *testing.B) {
+	const rfqs = 20_000
+	bb := setup(b, false)
+	ctx := rydestest.Context(b)
+	ids := make([]string, rfqs)
+	msgs := make([]store.OutboxMessage, 0, 500)
+	for i := range ids {
+		ids[i] = rydes.NewID()
+		msgs = append(msgs, eventMsg(int64(i), ids[i], 1, rydes.EventCreated))
+		if len(msgs) == cap(msgs) || i == len(ids)-1 {
+			if _, err := bb.bus.Publish(ctx, msgs); err != nil {
+				b.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+	// Three more subjects per RFQ for a quarter of them, so that the
+	// stream holds more than 64,000 subjects.
+	for i, id := range ids[:rfqs/4] {
+		for seq := int64(2); seq <= 4; seq++ {
+			msgs = append(msgs, eventMsg(int64(rfqs+3*i+int(seq)), id, seq, rydes.EventQuote))
+		}
+		if len(msgs) >= 498 || i == rfqs/4-1 {
+			if _, err := bb.bus.Publish(ctx, msgs); err != nil {
+				b.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+	for _, direct := range []bool{true, false} {
+		name := "consumer"
+		if direct {
+			name = "direct"
+		}
+		b.Run(name, func(b *testing.B) {
+			for _, sc := range StreamConfigs(Config{}) {
+				if sc.Name == EventsStream {
+					sc.AllowDirect = direct
+					if _, err := bb.js.UpdateStream(ctx, sc); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				// Watch the older half: their events lie deep in the stream.
+				w, err := bb.bus.WatchRFQ(ctx, ids[i%(rfqs/2)], 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				evs, err := w.Next(ctx)
+				if err != nil || len(evs) == 0 {
+					b.Fatalf("watch %d: %d events, %v", i, len(evs), err)
+				}
+				w.Close()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "watches/s")
+		})
+	}
+}
