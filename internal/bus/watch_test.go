@@ -569,9 +569,9 @@ func TestEndWatches(t *testing.T) {
 }
 
 // BenchmarkWatchRFQStored opens and closes watches of RFQs whose events the
-// stream holds among those of 20,000 others (one created event each, as
-// in the hold scenario: past 64,000 subjects the broker stops skipping
-// through its subject index for a wildcard consumer). "direct" is the
+// stream holds among those of 20,000 others, four events each, each on a
+// subject of its own: 80,000 subjects (past 64,000 the broker stops
+// skipping through its subject index for a wildcard consumer). "direct" is the
 // batched direct get WatchRFQ uses; "consumer" the fallback, forced by
 // turning the stream's direct gets off. Compare B/op (the broker's copies
 // are in this process) and ns/op.
@@ -591,13 +591,12 @@ func BenchmarkWatchRFQStored(b *testing.B) {
 			msgs = msgs[:0]
 		}
 	}
-	// Three more subjects per RFQ for a quarter of them, so that the
-	// stream holds more than 64,000 subjects.
-	for i, id := range ids[:rfqs/4] {
+	// Three more events (subjects) per RFQ: 80,000 subjects in all.
+	for i, id := range ids {
 		for seq := int64(2); seq <= 4; seq++ {
 			msgs = append(msgs, eventMsg(int64(rfqs+3*i+int(seq)), id, seq, rydes.EventQuote))
 		}
-		if len(msgs) >= 498 || i == rfqs/4-1 {
+		if len(msgs) >= 498 || i == rfqs-1 {
 			if _, err := bb.bus.Publish(ctx, msgs); err != nil {
 				b.Fatal(err)
 			}
