@@ -43,6 +43,7 @@ func TestRunLoadClosedLoopWithReference(t *testing.T) {
 	require.Positive(t, heap.Len(), "the heap profile is written at the end")
 	require.Equal(t, []byte{0x1f, 0x8b}, heap.Bytes()[:2], "a profile: gzipped protocol buffers")
 	require.Equal(t, "in-process", rep.Target)
+	require.Contains(t, rep.Machine, "GOGC ", "the GC's settings move the figures")
 	require.Equal(t, "closed", rep.Loop)
 	require.Positive(t, rep.Created)
 	require.Zero(t, rep.Errors.Total, "errors: %+v", rep.Errors)

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -108,13 +111,27 @@ type Ratios struct {
 	BareLoopPerFsync float64 `json:"bare_loop_per_fsync"`
 }
 
+// gcSettings describes this process's garbage collector settings, which
+// move the figures (see docs/performance.md): GOGC and the memory limit.
+func gcSettings() string {
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gogc = "100"
+	}
+	limit := "none"
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		limit = fmt.Sprintf("%d MiB", l>>20)
+	}
+	return "GOGC " + gogc + ", memory limit " + limit
+}
+
 func newReport(cfg Config, tg *target) *Report {
 	r := &Report{
 		Scenario: cfg.Scenario, Target: cfg.URL, Durability: string(cfg.Durability),
 		Providers: cfg.Providers, AnswerDelayMS: ms(cfg.AnswerDelay),
 		WarmupSec: cfg.Warmup.Seconds(), DurationSec: cfg.Duration.Seconds(),
 		DataDir: tg.dir,
-		Machine: fmt.Sprintf("%s/%s, %d CPUs, GOMAXPROCS %d, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version()),
+		Machine: fmt.Sprintf("%s/%s, %d CPUs, GOMAXPROCS %d, %s, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), gcSettings()),
 	}
 	if tg.inProcess() {
 		r.Target = "in-process"
