@@ -510,13 +510,7 @@ func TestWatchRFQReadsStoredEventsWithoutAConsumer(t *testing.T) {
 func TestWatchRFQReadsStoredEventsWithAConsumerWithoutDirectGets(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
-	for _, sc := range StreamConfigs(Config{}) {
-		if sc.Name == EventsStream {
-			sc.AllowDirect = false
-			_, err := bb.js.UpdateStream(ctx, sc)
-			require.NoError(t, err)
-		}
-	}
+	bb.allowDirectGets(t, false)
 	_, err := bb.bus.Publish(ctx, rfqEvents(rfq1, 1, 3, false))
 	require.NoError(t, err)
 	created := bb.consumerCreations(t)
@@ -537,7 +531,7 @@ func TestWatchRFQSeesPastJunkOnAnEventSubject(t *testing.T) {
 	require.NoError(t, err)
 	// A server response reflected onto event 2's subject.
 	require.NoError(t, bb.nc.PublishMsg(&nats.Msg{Subject: "$JS.API.STREAM.INFO." + EventsStream, Reply: EventSubject(rfq1, rydes.EventQuote, 2)}))
-	require.Eventually(t, func() bool { return bb.streamMsgs(t, EventsStream) == 4 }, 5*time.Second, 5*time.Millisecond)
+	rydestest.WaitFor(t, "the response to be stored", func() bool { return bb.streamMsgs(t, EventsStream) == 4 })
 	created := bb.consumerCreations(t)
 
 	ch := watch(t, ctx, bb.bus, rfq1, 0)
@@ -609,14 +603,7 @@ func BenchmarkWatchRFQStored(b *testing.B) {
 			name = "direct"
 		}
 		b.Run(name, func(b *testing.B) {
-			for _, sc := range StreamConfigs(Config{}) {
-				if sc.Name == EventsStream {
-					sc.AllowDirect = direct
-					if _, err := bb.js.UpdateStream(ctx, sc); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+			bb.allowDirectGets(b, direct)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
@@ -634,5 +621,18 @@ func BenchmarkWatchRFQStored(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "watches/s")
 		})
+	}
+}
+
+// allowDirectGets turns the events stream's direct gets on or off, the
+// rest of its configuration as New makes it.
+func (bb *bundle) allowDirectGets(t testing.TB, allow bool) {
+	t.Helper()
+	for _, sc := range StreamConfigs(Config{}) {
+		if sc.Name == EventsStream {
+			sc.AllowDirect = allow
+			_, err := bb.js.UpdateStream(rydestest.Context(t), sc)
+			require.NoError(t, err)
+		}
 	}
 }
