@@ -569,30 +569,35 @@ func (p *Provider) nak(m jetstream.Msg, delay time.Duration) {
 
 // keepAlive tells the server every interval that m is being worked on, so
 // that it is not redelivered meanwhile, until the returned function is
-// called; that function returns once the beats stopped.
+// called; that function returns once the beats stopped. It costs a timer
+// and no goroutine until the first beat is due: most requests are answered
+// long before.
 func keepAlive(m jetstream.Msg, interval time.Duration, log *slog.Logger) (stop func()) {
 	if interval <= 0 {
 		interval = defaultAckWait / 3
 	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := m.InProgress(); err != nil {
-					log.Warn("in progress", "err", err)
-				}
-			}
+	var (
+		mu      sync.Mutex // held by a beat, so that stop waits for it
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(interval, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
+		if err := m.InProgress(); err != nil {
+			log.Warn("in progress", "err", err)
+		}
+		t.Reset(interval)
+	})
 	return func() {
-		close(done)
-		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }

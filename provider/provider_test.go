@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -555,5 +556,16 @@ func TestWireAcceptsWhatTheSDKSends(t *testing.T) {
 	} {
 		_, err := p.encodeAnswer(id, bad, now)
 		require.Equal(t, rydes.EINVALID, rydes.ErrorCodeOf(err))
+	}
+}
+
+// BenchmarkKeepAlive is the cost of the keep-alive of one request answered
+// before its first beat, as most are.
+func BenchmarkKeepAlive(b *testing.B) {
+	m := &fakeMsg{beats: make(chan struct{})}
+	log := slog.New(slog.DiscardHandler)
+	b.ReportAllocs()
+	for b.Loop() {
+		keepAlive(m, time.Minute, log)()
 	}
 }
