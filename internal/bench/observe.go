@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/store"
 )
 
 // eventsSubject matches every RFQ event rydes publishes (bus.EventSubject).
@@ -24,12 +25,14 @@ const eventsSubject = "rydes.events.>"
 func observeEvents(nc *nats.Conn, tr *tracker, badEvents func()) (*nats.Subscription, error) {
 	sub, err := nc.Subscribe(eventsSubject, func(m *nats.Msg) {
 		at := time.Now()
-		var ev rydes.Event
-		if err := json.Unmarshal(m.Data, &ev); err != nil || ev.RFQID == "" {
+		events, err := store.DecodeEvents(m.Data)
+		if err != nil {
 			badEvents()
 			return
 		}
-		tr.event(ev, at)
+		for _, ev := range events {
+			tr.event(ev, at)
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", eventsSubject, err)

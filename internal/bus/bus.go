@@ -143,11 +143,12 @@ func DispatchSubject(provider string) string { return DispatchSubjectPrefix + pr
 // AnswerSubject is the subject provider publishes its answers on.
 func AnswerSubject(provider string) string { return AnswerSubjectPrefix + provider }
 
-// EventSubject is the subject event seq of RFQ rfqID, of type t, is
-// published on: "rydes.events.<rfq id>.<type>.<seq>". Every event has a
-// subject of its own, so that the broker's per-subject index finds all of
-// one RFQ's events at once (see WatchRFQ), and a type is still one
-// wildcard away ("rydes.events.*.complete.*").
+// EventSubject is the subject of a message of RFQ rfqID's events whose
+// last is event seq, of type t: "rydes.events.<rfq id>.<type>.<seq>".
+// Every message has a subject of its own, so that the broker's
+// per-subject index finds all of one RFQ's at once (see WatchRFQ), and a
+// final event, always the last of its message, is one wildcard away
+// ("rydes.events.*.complete.*").
 func EventSubject(rfqID string, t rydes.EventType, seq int64) string {
 	return EventSubjectPrefix + rfqID + "." + string(t) + "." + strconv.FormatInt(seq, 10)
 }
@@ -392,9 +393,11 @@ func (e *PublishError) Unwrap() []error {
 // messages, and nil with an error. Every ack is also noted for TakeAckedSeq.
 //
 // A dispatch goes to DispatchSubject(provider) with the rydes.ProviderRequest
-// as JSON; an event to EventSubject with the rydes.Event as JSON (either
-// as msg.Payload holds it, if set). Both carry
-// Nats-Msg-Id = msg.DedupeID() and HeaderRFQID.
+// as JSON; events (one RFQ's, of one write) as one message to the
+// EventSubject of the last of them, with the rydes.Events as a JSON array
+// (either as msg.Payload holds it, if set: an older outbox row's payload
+// is one event, an object). Both carry Nats-Msg-Id = msg.DedupeID() and
+// HeaderRFQID.
 func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error) {
 	if err := b.enter(); err != nil {
 		return nil, fmt.Errorf("publish outbox: %w", err)
@@ -452,7 +455,7 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 
 // dedupeID is m.DedupeID, safe for malformed messages.
 func dedupeID(m *store.OutboxMessage) string {
-	if (m.Kind == store.OutboxDispatch && m.Dispatch == nil) || (m.Kind != store.OutboxDispatch && m.Event == nil) {
+	if (m.Kind == store.OutboxDispatch && m.Dispatch == nil) || (m.Kind != store.OutboxDispatch && len(m.Events) == 0) {
 		return fmt.Sprintf("outbox#%d", m.ID)
 	}
 	return m.DedupeID()
@@ -480,16 +483,20 @@ func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
 			body, err = json.Marshal(m.Dispatch.Request)
 		}
 	case store.OutboxEvent:
-		if m.Event == nil {
+		if len(m.Events) == 0 {
 			return nil, fmt.Errorf("outbox message %d: event without content", m.ID)
 		}
-		if !subjectToken(m.Event.RFQID) || !subjectToken(string(m.Event.Type)) {
-			return nil, fmt.Errorf("outbox message %d: event %q of RFQ %q does not make a subject", m.ID, m.Event.Type, m.Event.RFQID)
+		if err := store.CheckEvents(m.Events); err != nil {
+			return nil, fmt.Errorf("outbox message %d: %w", m.ID, err)
 		}
-		subject, rfqID = EventSubject(m.Event.RFQID, m.Event.Type, m.Event.Seq), m.Event.RFQID
+		last := m.Events[len(m.Events)-1]
+		if !subjectToken(last.RFQID) || !subjectToken(string(last.Type)) {
+			return nil, fmt.Errorf("outbox message %d: event %q of RFQ %q does not make a subject", m.ID, last.Type, last.RFQID)
+		}
+		subject, rfqID = EventSubject(last.RFQID, last.Type, last.Seq), last.RFQID
 		body = m.Payload
 		if body == nil {
-			body, err = json.Marshal(m.Event)
+			body, err = json.Marshal(m.Events)
 		}
 	default:
 		return nil, fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)

@@ -136,7 +136,7 @@ func eventMsg(id int64, rfqID string, seq int64, typ rydes.EventType) store.Outb
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	return store.OutboxMessage{
 		ID: id, Kind: store.OutboxEvent, CreatedAt: now,
-		Event: &rydes.Event{RFQID: rfqID, Seq: seq, Type: typ, At: now, Customer: "alice", Status: rydes.StatusOpen},
+		Events: []rydes.Event{{RFQID: rfqID, Seq: seq, Type: typ, At: now, Customer: "alice", Status: rydes.StatusOpen}},
 	}
 }
 
@@ -280,9 +280,9 @@ func TestPublishDeduplicates(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "event."+rfq1+".1", raw.Header.Get(jetstream.MsgIDHeader))
 	require.Equal(t, rfq1, raw.Header.Get(HeaderRFQID))
-	var got rydes.Event
-	require.NoError(t, json.Unmarshal(raw.Data, &got))
-	require.Equal(t, *e.Event, got)
+	got, err := store.DecodeEvents(raw.Data)
+	require.NoError(t, err)
+	require.Equal(t, e.Events, got)
 }
 
 // Publish returns the highest sequence each stream acknowledged it with,

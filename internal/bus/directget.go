@@ -13,7 +13,8 @@ import (
 
 // errNoDirectRead is why lastMsgsFor could not read with one request: the
 // stream does not allow direct gets, the server predates batched ones
-// (2.11), or more than its limit of subjects (1,024) matched. The caller
+// (2.11), or more than its limit of subjects (1,024: an RFQ's messages of
+// events) matched. The caller
 // reads another way.
 var errNoDirectRead = errors.New("no direct read")
 

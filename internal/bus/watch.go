@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wildrydes/rydes"
+	"github.com/wildrydes/rydes/internal/store"
 )
 
 // Watch limits.
@@ -43,42 +43,44 @@ const (
 // rfqID on EventsStream.
 func EventFilter(rfqID string) string { return EventSubjectPrefix + rfqID + ".>" }
 
-// DecodeEvent decodes one message of EventsStream and checks that it is
-// what Publish stores for an event: its body is a rydes.Event whose subject
-// is EventSubject(event.RFQID, event.Type) and whose Nats-Msg-Id is
-// "event.<rfq id>.<seq>". Anything else can land on an event subject (a
-// server response sent there as a reply subject, say) and is refused with
-// an error.
-func DecodeEvent(m jetstream.Msg) (rydes.Event, error) {
-	return decodeEvent(m.Subject(), m.Data(), m.Headers())
+// DecodeEvents decodes one message of EventsStream and checks that it is
+// what Publish stores: its body is the events of one RFQ, consecutive (a
+// JSON array, or one event as an object, as rydes published before events
+// were grouped), its subject is the EventSubject of the last, and its
+// Nats-Msg-Id "event.<rfq id>.<seq>" of the last. Anything else can land
+// on an event subject (a server response sent there as a reply subject,
+// say) and is refused with an error.
+func DecodeEvents(m jetstream.Msg) ([]rydes.Event, error) {
+	return decodeEvents(m.Subject(), m.Data(), m.Headers())
 }
 
-// decodeStoredEvent decodes an event that EventsStream published again on
-// StoredEventSubjectPrefix once stored, with the checks of DecodeEvent on
-// its original subject (header Nats-Subject).
-func decodeStoredEvent(m *nats.Msg) (rydes.Event, error) {
-	return decodeEvent(m.Header.Get(jetstream.SubjectHeader), m.Data, m.Header)
+// decodeStoredEvents decodes the events of a message that EventsStream
+// published again on StoredEventSubjectPrefix once stored, with the checks
+// of DecodeEvents on its original subject (header Nats-Subject).
+func decodeStoredEvents(m *nats.Msg) ([]rydes.Event, error) {
+	return decodeEvents(m.Header.Get(jetstream.SubjectHeader), m.Data, m.Header)
 }
 
-func decodeEvent(subject string, data []byte, h nats.Header) (rydes.Event, error) {
-	var ev rydes.Event
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: %w", subject, err)
+func decodeEvents(subject string, data []byte, h nats.Header) ([]rydes.Event, error) {
+	events, err := store.DecodeEvents(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode events on %s: %w", subject, err)
 	}
-	if ev.Seq < 1 || !subjectToken(ev.RFQID) || !subjectToken(string(ev.Type)) {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: not an event (rfq %q, seq %d, type %q)", subject, ev.RFQID, ev.Seq, ev.Type)
+	last := events[len(events)-1]
+	if !subjectToken(last.RFQID) || !subjectToken(string(last.Type)) {
+		return nil, fmt.Errorf("decode events on %s: not an event (rfq %q, seq %d, type %q)", subject, last.RFQID, last.Seq, last.Type)
 	}
-	if want := EventSubject(ev.RFQID, ev.Type, ev.Seq); subject != want {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: the body is an event for %s", subject, want)
+	if want := EventSubject(last.RFQID, last.Type, last.Seq); subject != want {
+		return nil, fmt.Errorf("decode events on %s: the body is events for %s", subject, want)
 	}
 	var id string
 	if h != nil {
 		id = h.Get(jetstream.MsgIDHeader)
 	}
-	if want := "event." + ev.ID(); id != want {
-		return rydes.Event{}, fmt.Errorf("decode event on %s: message id %q, want %q", subject, id, want)
+	if want := "event." + last.ID(); id != want {
+		return nil, fmt.Errorf("decode events on %s: message id %q, want %q", subject, id, want)
 	}
-	return ev, nil
+	return events, nil
 }
 
 // Watch follows the events of one RFQ on its caller's goroutine: it has
@@ -116,7 +118,7 @@ type Watch struct {
 // get (see readStored); an event stored in between arrives both ways and is
 // returned once. A watch that falls behind (its inbox full) reads the
 // stream again in its next Next. It works from any rydes instance on the
-// broker. Messages that are not events Publish stored (see DecodeEvent)
+// broker. Messages that are not events Publish stored (see DecodeEvents)
 // are skipped, and so are repeats of a seq already returned. Events are
 // kept for MaxAge: watching an RFQ older than that waits for events that
 // are gone, so callers should read the RFQ from the store first and not
@@ -194,19 +196,21 @@ func (w *Watch) Next(ctx context.Context) ([]rydes.Event, error) {
 	// What the hub brought before this call; later messages wake Ready.
 	for n := len(w.hw.live); n > 0; n-- {
 		m := <-w.hw.live
-		ev, err := decodeStoredEvent(m)
+		events, err := decodeStoredEvents(m)
 		if err != nil {
-			w.b.log.Warn("watch rfq: skipped a message that is not an event", "rfq", w.rfqID, "subject", m.Subject, "err", err)
+			w.b.log.Warn("watch rfq: skipped a message that is not events", "rfq", w.rfqID, "subject", m.Subject, "err", err)
 			continue
 		}
-		if ev.RFQID != w.rfqID {
+		if events[0].RFQID != w.rfqID {
 			continue
 		}
-		r, skipped := w.seqr.add(ev)
-		if skipped > 0 {
-			w.b.log.Warn("watch rfq: gave up waiting for missing events", "rfq", w.rfqID, "missing", skipped, "resumed_at", r[0].Seq)
+		for _, ev := range events {
+			r, skipped := w.seqr.add(ev)
+			if skipped > 0 {
+				w.b.log.Warn("watch rfq: gave up waiting for missing events", "rfq", w.rfqID, "missing", skipped, "resumed_at", r[0].Seq)
+			}
+			ready = append(ready, r...)
 		}
-		ready = append(ready, r...)
 	}
 	return w.untilFinal(ready), nil
 }
@@ -269,14 +273,15 @@ func (b *Bus) readAgain(ctx context.Context, rfqID string, seqr *sequencer) ([]r
 // readStored reads the events of rfqID that EventsStream holds and returns
 // those the sequencer now releases.
 //
-// As each event has a subject of its own (EventSubject), one direct get of
-// the last message on every subject of the RFQ (JetStream's multi_last)
-// returns all of them, found through the broker's per-subject index. A
+// As each message of events has a subject of its own (EventSubject), one
+// direct get of the last message on every subject of the RFQ (JetStream's
+// multi_last) returns all of them, found through the broker's per-subject
+// index. A
 // consumer filtered on the RFQ instead makes the broker walk the stream
 // message by message past some 64,000 subjects: with 20,000 open RFQs and
 // 2,000 watchers that was gigabytes of copied messages. The consumer is
 // the fallback, for a broker older than 2.11 or an RFQ with over a
-// thousand events.
+// thousand messages of events.
 func (b *Bus) readStored(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
 	ready, err := b.readStoredDirect(ctx, rfqID, seqr)
 	if errors.Is(err, errNoDirectRead) {
@@ -300,14 +305,14 @@ func (b *Bus) readStoredDirect(ctx context.Context, rfqID string, seqr *sequence
 		// The reply's headers are the stored message's plus the server's
 		// Nats-Subject (the subject it was stored on), Nats-Sequence...
 		subject := m.Header.Get(jetstream.SubjectHeader)
-		ev, err := decodeEvent(subject, m.Data, m.Header)
+		evs, err := decodeEvents(subject, m.Data, m.Header)
 		if err != nil {
 			// Something else landed on an event's subject after it (a
 			// server response sent there as a reply subject) and hides
 			// it from a read of each subject's last message.
 			return nil, fmt.Errorf("%w: %w", errNoDirectRead, err)
 		}
-		events = append(events, ev)
+		events = append(events, evs...)
 	}
 	var ready []rydes.Event
 	for _, ev := range events {
@@ -340,13 +345,15 @@ func (b *Bus) readStoredConsumer(ctx context.Context, rfqID string, seqr *sequen
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			ev, err := DecodeEvent(m)
+			events, err := DecodeEvents(m)
 			if err != nil {
-				b.log.Warn("watch rfq: skipped a message that is not an event", "rfq", rfqID, "subject", m.Subject(), "err", err)
+				b.log.Warn("watch rfq: skipped a message that is not events", "rfq", rfqID, "subject", m.Subject(), "err", err)
 				continue
 			}
-			r, _ := seqr.add(ev)
-			ready = append(ready, r...)
+			for _, ev := range events {
+				r, _ := seqr.add(ev)
+				ready = append(ready, r...)
+			}
 		}
 		if err := batch.Error(); err != nil {
 			return nil, fmt.Errorf("read stored events: %w", err)

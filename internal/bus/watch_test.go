@@ -158,7 +158,7 @@ func TestWatchRFQInOrderUntilFinal(t *testing.T) {
 	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{more[0], more[2]})
 	require.NoError(t, err)
 	ev4 := recv(t, ch)
-	require.Equal(t, *more[0].Event, ev4)
+	require.Equal(t, more[0].Events[0], ev4)
 	require.Equal(t, []int64{5, 6}, recvSeqs(t, ch, 2))
 	requireClosed(t, ch)
 	bb.waitNoConsumers(t)
@@ -233,8 +233,8 @@ func TestWatchRFQSkipsJunk(t *testing.T) {
 	real := rfqEvents(rfq1, 2, 3, true)
 	_, err = bb.bus.Publish(ctx, real)
 	require.NoError(t, err)
-	require.Equal(t, *real[0].Event, recv(t, ch))
-	require.Equal(t, *real[1].Event, recv(t, ch))
+	require.Equal(t, real[0].Events[0], recv(t, ch))
+	require.Equal(t, real[1].Events[0], recv(t, ch))
 	requireClosed(t, ch)
 }
 
@@ -634,5 +634,101 @@ func (bb *bundle) allowDirectGets(t testing.TB, allow bool) {
 			_, err := bb.js.UpdateStream(rydestest.Context(t), sc)
 			require.NoError(t, err)
 		}
+	}
+}
+
+// group makes one outbox message of msgs' events, as the store writes the
+// events of one write for one RFQ.
+func group(id int64, msgs []store.OutboxMessage) store.OutboxMessage {
+	m := msgs[0]
+	m.ID, m.Events = id, nil
+	for _, o := range msgs {
+		m.Events = append(m.Events, o.Events...)
+	}
+	return m
+}
+
+// The events of one write for one RFQ are one message, on the subject and
+// with the id of the last; a watcher gets each of them, stored and live,
+// and so does one reading a message of one event as an object, as rydes
+// published before it grouped events.
+func TestWatchRFQReadsGroupedEvents(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	evs := rfqEvents(rfq1, 1, 6, true)
+
+	// Seq 1 as an earlier rydes published it: one event, an object.
+	old := evs[0].Events[0]
+	body, err := json.Marshal(old)
+	require.NoError(t, err)
+	nm := nats.NewMsg(EventSubject(rfq1, old.Type, old.Seq))
+	nm.Data = body
+	nm.Header.Set(jetstream.MsgIDHeader, "event."+old.ID())
+	_, err = bb.js.PublishMsg(ctx, nm)
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{group(2, evs[1:3])})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, bb.streamMsgs(t, EventsStream), "seqs 2 and 3 are one message")
+
+	s, err := bb.js.Stream(ctx, EventsStream)
+	require.NoError(t, err)
+	raw, err := s.GetLastMsgForSubject(ctx, EventSubject(rfq1, rydes.EventQuote, 3))
+	require.NoError(t, err)
+	require.Equal(t, "event."+rfq1+".3", raw.Header.Get(jetstream.MsgIDHeader), "the id of the last event")
+	got, err := store.DecodeEvents(raw.Data)
+	require.NoError(t, err)
+	require.Equal(t, []rydes.Event{evs[1].Events[0], evs[2].Events[0]}, got)
+
+	ch := watch(t, ctx, bb.bus, rfq1, 0)
+	require.Equal(t, []int64{1, 2, 3}, recvSeqs(t, ch, 3), "the stored events, of both kinds of message")
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{group(3, evs[3:6])})
+	require.NoError(t, err)
+	require.Equal(t, []int64{4, 5, 6}, recvSeqs(t, ch, 3), "a live message of three events")
+	requireClosed(t, ch)
+
+	// A late watcher resuming inside a message gets the rest of it.
+	late := watch(t, ctx, bb.bus, rfq1, 4)
+	require.Equal(t, []int64{5, 6}, recvSeqs(t, late, 2))
+	requireClosed(t, late)
+}
+
+// DecodeEvents refuses what Publish would not have stored: a body that is
+// not events, events of two RFQs or with a gap, a subject or message id
+// that is not the last event's.
+func TestDecodeEventsRefusesForgeries(t *testing.T) {
+	q2, q3 := rydes.Event{RFQID: rfq1, Seq: 2, Type: rydes.EventQuote}, rydes.Event{RFQID: rfq1, Seq: 3, Type: rydes.EventQuote}
+	other := rydes.Event{RFQID: rfq2, Seq: 3, Type: rydes.EventQuote}
+	gap := rydes.Event{RFQID: rfq1, Seq: 4, Type: rydes.EventQuote}
+	body := func(evs ...rydes.Event) []byte {
+		b, err := json.Marshal(evs)
+		require.NoError(t, err)
+		return b
+	}
+	tests := []struct {
+		name    string
+		subject string
+		id      string
+		data    []byte
+		ok      bool
+	}{
+		{"the last's subject and id", EventSubject(rfq1, rydes.EventQuote, 3), "event." + rfq1 + ".3", body(q2, q3), true},
+		{"the first's subject", EventSubject(rfq1, rydes.EventQuote, 2), "event." + rfq1 + ".3", body(q2, q3), false},
+		{"the first's id", EventSubject(rfq1, rydes.EventQuote, 3), "event." + rfq1 + ".2", body(q2, q3), false},
+		{"two RFQs", EventSubject(rfq2, rydes.EventQuote, 3), "event." + rfq2 + ".3", body(q2, other), false},
+		{"a gap", EventSubject(rfq1, rydes.EventQuote, 4), "event." + rfq1 + ".4", body(q2, gap), false},
+		{"not events", EventSubject(rfq1, rydes.EventQuote, 3), "event." + rfq1 + ".3", []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response"}`), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := nats.Header{}
+			h.Set(jetstream.MsgIDHeader, tt.id)
+			evs, err := decodeEvents(tt.subject, tt.data, h)
+			if tt.ok {
+				require.NoError(t, err)
+				require.Equal(t, []rydes.Event{q2, q3}, evs)
+			} else {
+				require.Error(t, err)
+			}
+		})
 	}
 }

@@ -42,7 +42,7 @@ func (p *recordingPublisher) events() []rydes.Event {
 	var evs []rydes.Event
 	for _, m := range p.msgs {
 		if m.Kind == store.OutboxEvent {
-			evs = append(evs, *m.Event)
+			evs = append(evs, m.Events...)
 		}
 	}
 	return evs

@@ -322,7 +322,12 @@ func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) {
 		n.term(m)
 		return
 	}
-	ev, err := bus.DecodeEvent(m)
+	// A final event is the last of its message, whose subject names it.
+	var ev rydes.Event
+	events, err := bus.DecodeEvents(m)
+	if err == nil {
+		ev = events[len(events)-1]
+	}
 	if err != nil || !ev.Type.Final() {
 		n.log.Warn("notify: skipped a message that is not a final event", "subject", m.Subject(), "err", err)
 		n.term(m)

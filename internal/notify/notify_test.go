@@ -320,9 +320,17 @@ func (bb *bundle) publish(t *testing.T, evs ...rydes.Event) {
 	t.Helper()
 	msgs := make([]store.OutboxMessage, len(evs))
 	for i := range evs {
-		msgs[i] = store.OutboxMessage{ID: int64(i + 1), Kind: store.OutboxEvent, Event: &evs[i]}
+		msgs[i] = store.OutboxMessage{ID: int64(i + 1), Kind: store.OutboxEvent, Events: evs[i : i+1]}
 	}
 	_, err := bb.bus.Publish(rydestest.Context(t), msgs)
+	require.NoError(t, err)
+}
+
+// publishGroup publishes evs, one RFQ's consecutive events, as one
+// message, as the store's outbox holds the events of one write.
+func (bb *bundle) publishGroup(t *testing.T, evs ...rydes.Event) {
+	t.Helper()
+	_, err := bb.bus.Publish(rydestest.Context(t), []store.OutboxMessage{{ID: 1, Kind: store.OutboxEvent, Events: evs}})
 	require.NoError(t, err)
 }
 
@@ -391,6 +399,34 @@ func TestDeliversSignedFinalRFQ(t *testing.T) {
 	ns := bb.store.notifications(rfq.ID)
 	require.Equal(t, []rydes.Notification{{RFQID: rfq.ID, Event: rydes.EventExpired, Attempt: 1, At: bb.clock.Now().UTC().Truncate(time.Microsecond), Status: 204, Delivered: true}}, ns)
 	bb.waitIdle(t)
+}
+
+// A final event that came with the answer before it, in one message, is
+// notified once.
+func TestDeliversFinalEventLastOfItsMessage(t *testing.T) {
+	bb := setup(t)
+	rcv := newReceiver(t, always(http.StatusNoContent))
+	bb.run(t, bb.config(t))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	rfq := rydes.RFQ{
+		ID: rydes.NewID(), Status: rydes.StatusComplete, Customer: "alice", From: "Castle", To: "Rainbow",
+		CreatedAt: now, Deadline: now.Add(time.Minute), ClosedAt: now, Seq: 3, NotifyURL: rcv.srv.URL + "/hooks/rydes",
+		Providers: []rydes.RosterEntry{{Provider: "p1", State: rydes.ProviderDeclined, ChangedAt: now}},
+		Quotes:    []rydes.Quote{},
+	}
+	stored := rfq
+	stored.NotifySecret = newSecret(t)
+	bb.store.put(stored)
+	bb.publishGroup(t,
+		rydes.Event{RFQID: rfq.ID, Seq: 2, Type: rydes.EventDecline, At: now, Customer: "alice", Provider: "p1", Status: rydes.StatusOpen},
+		rydes.Event{RFQID: rfq.ID, Seq: 3, Type: rydes.EventComplete, At: now, Customer: "alice", Status: rydes.StatusComplete})
+
+	rydestest.WaitFor(t, "the notification", func() bool { return bb.store.delivered() == 1 })
+	reqs := rcv.requests()
+	require.Len(t, reqs, 1)
+	require.Equal(t, "notify_"+rfq.ID+"_complete", reqs[0].header.Get("webhook-id"))
+	bb.waitIdle(t)
+	require.Len(t, rcv.requests(), 1, "one notification")
 }
 
 func TestRetriesUntilAccepted(t *testing.T) {

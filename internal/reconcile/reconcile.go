@@ -357,7 +357,7 @@ func finalEventOf(rfq rydes.RFQ) []store.OutboxMessage {
 		return nil
 	}
 	ev := rydes.Event{RFQID: rfq.ID, Seq: rfq.Seq, Type: t, At: rfq.ClosedAt, Customer: rfq.Customer, Status: rfq.Status}
-	return []store.OutboxMessage{{Kind: store.OutboxEvent, CreatedAt: rfq.ClosedAt, Event: &ev}}
+	return []store.OutboxMessage{{Kind: store.OutboxEvent, CreatedAt: rfq.ClosedAt, Events: []rydes.Event{ev}}}
 }
 
 func (r *Reconciler) loadMark(ctx context.Context, name string) (Mark, bool, error) {

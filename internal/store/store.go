@@ -10,9 +10,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wildrydes/rydes"
@@ -410,18 +415,94 @@ const (
 )
 
 // OutboxMessage is a message committed for publication. Exactly one of
-// Dispatch and Event is set, as Kind says.
+// Dispatch and Events is set, as Kind says.
 type OutboxMessage struct {
 	ID        int64
 	Kind      OutboxKind
 	CreatedAt time.Time
 	// Dispatch is the request for one provider (Kind OutboxDispatch).
 	Dispatch *Dispatch
-	// Event is the event to emit (Kind OutboxEvent).
-	Event *rydes.Event
-	// Payload is the content (Dispatch.Request or Event) as JSON, as
-	// stored; a publisher sends it as it is. Nil: encode the content.
+	// Events are the events to emit (Kind OutboxEvent): those one write
+	// emitted for one RFQ, in seq order, consecutive (see CheckEvents).
+	// They travel as one message: the 10 answers of a request staged
+	// together are 11 events, and were 11 messages.
+	Events []rydes.Event
+	// Payload is the content (Dispatch.Request, or Events as a JSON array)
+	// as stored; a publisher sends it as it is. Nil: encode the content.
+	// Rows written before events were grouped hold one event as a JSON
+	// object, which readers accept too.
 	Payload []byte
+}
+
+// CheckEvents checks that events can be one outbox message: at least one,
+// all of one RFQ, with seqs that follow each other from a first above 0,
+// and no final event but the last.
+func CheckEvents(events []rydes.Event) error {
+	if len(events) == 0 {
+		return errors.New("no events")
+	}
+	first := events[0]
+	if first.Seq < 1 {
+		return fmt.Errorf("event seq %d of RFQ %q is below 1", first.Seq, first.RFQID)
+	}
+	for i, ev := range events {
+		if ev.RFQID != first.RFQID {
+			return fmt.Errorf("events of RFQs %q and %q together", first.RFQID, ev.RFQID)
+		}
+		if ev.Seq != first.Seq+int64(i) {
+			return fmt.Errorf("RFQ %s: event seq %d follows %d", ev.RFQID, ev.Seq, first.Seq+int64(i)-1)
+		}
+		if ev.Type.Final() && i != len(events)-1 {
+			return fmt.Errorf("RFQ %s: final event %d is followed by others", ev.RFQID, ev.Seq)
+		}
+	}
+	return nil
+}
+
+// DecodeEvents decodes the content of an event message (an outbox row's
+// payload, a message of the events stream): a JSON array of events, or one
+// event as a JSON object, as rydes wrote before it grouped events; and
+// checks them with CheckEvents.
+func DecodeEvents(data []byte) ([]rydes.Event, error) {
+	var events []rydes.Event
+	if body := bytes.TrimLeft(data, " \t\r\n"); len(body) > 0 && body[0] == '{' {
+		var ev rydes.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return nil, err
+		}
+		events = []rydes.Event{ev}
+	} else if err := json.Unmarshal(data, &events); err != nil {
+		return nil, err
+	}
+	if err := CheckEvents(events); err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
+// GroupEvents splits events, in the order emitted, into the events of
+// each RFQ, in the order of each RFQ's first: the outbox messages of one
+// write.
+func GroupEvents(events []rydes.Event) [][]rydes.Event {
+	if len(events) == 0 {
+		return nil
+	}
+	first := events[0].RFQID
+	if !slices.ContainsFunc(events, func(ev rydes.Event) bool { return ev.RFQID != first }) {
+		return [][]rydes.Event{events}
+	}
+	index := map[string]int{}
+	var groups [][]rydes.Event
+	for _, ev := range events {
+		i, ok := index[ev.RFQID]
+		if !ok {
+			i = len(groups)
+			index[ev.RFQID] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], ev)
+	}
+	return groups
 }
 
 // OutboxFeed is what a Store may also do: hand the outbox messages each
@@ -444,7 +525,9 @@ type Dispatch struct {
 
 // DedupeID returns the id that deduplicates the message's publication: the
 // same for every re-publication of the same message, across processes.
-// An event's is "event.<rfq id>.<seq>", which readers check. A dispatch's
+// Events' is "event.<rfq id>.<seq>" of the last of them, which readers
+// check: a final event published again alone (package reconcile) has the
+// id of the message that carried it. A dispatch's
 // is "d." and 128 bits of the SHA-256 of its RFQ and provider ids, in
 // base64url: 24 bytes, where "dispatch.<rfq id>.<provider>" took some 60,
 // and the broker keeps every id of its duplicate window in memory (at
@@ -453,7 +536,7 @@ func (m OutboxMessage) DedupeID() string {
 	if m.Kind == OutboxDispatch {
 		return DispatchDedupeID(m.Dispatch.Request.RFQID, m.Dispatch.Provider)
 	}
-	return "event." + m.Event.ID()
+	return "event." + m.Events[len(m.Events)-1].ID()
 }
 
 // DispatchDedupeID returns the DedupeID of the dispatch of RFQ rfqID to

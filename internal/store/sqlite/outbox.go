@@ -47,11 +47,11 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 				}
 				m.Dispatch = d
 			case store.OutboxEvent:
-				e := &rydes.Event{}
-				if err := json.Unmarshal(payload, e); err != nil {
+				events, err := store.DecodeEvents(payload)
+				if err != nil {
 					return fmt.Errorf("outbox message %d: %w", m.ID, err)
 				}
-				m.Event = e
+				m.Events = events
 			default:
 				return fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)
 			}
@@ -109,23 +109,30 @@ func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
 	return err
 }
 
-// insertEvents adds events to the outbox, in order: SQLite numbers the
-// rows of a multi-row insert in the order of its values.
+// insertEvents adds events, in the order emitted, to the outbox: one row
+// per RFQ, in the order of each RFQ's first event, holding its events as a
+// JSON array (store.GroupEvents). SQLite numbers the rows of a multi-row
+// insert in the order of its values.
 func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
-	rows := make([]any, 0, 4*len(events))
+	groups := store.GroupEvents(events)
+	rows := make([]any, 0, 4*len(groups))
 	var msgs []store.OutboxMessage
 	if tx.collect {
-		msgs = make([]store.OutboxMessage, len(events))
+		msgs = make([]store.OutboxMessage, len(groups))
 	}
-	for i, e := range events {
-		b, err := json.Marshal(e)
+	for i, g := range groups {
+		if err := store.CheckEvents(g); err != nil {
+			return err
+		}
+		b, err := json.Marshal(g)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, e.RFQID, nullString(e.Provider), string(b), micros(e.At))
+		first := g[0]
+		rows = append(rows, first.RFQID, nil, string(b), micros(first.At)) // no provider: the group may have several
 		if tx.collect {
-			ev := e // its payload (b) is what reading it back would decode
-			msgs[i] = store.OutboxMessage{Kind: store.OutboxEvent, CreatedAt: fromMicros(micros(e.At)), Event: &ev, Payload: b}
+			// Its payload (b) is what reading it back would decode.
+			msgs[i] = store.OutboxMessage{Kind: store.OutboxEvent, CreatedAt: fromMicros(micros(first.At)), Events: g, Payload: b}
 		}
 	}
 	return insertOutboxRows(ctx, tx, eventInserts, 4, rows, msgs)

@@ -313,15 +313,15 @@ func TestSharedFile(t *testing.T) {
 // requireCountersConsistent checks that every RFQ's pending counter is the
 // number of its roster entries still pending (failed, withdrawn and timed
 // out ones are done), and its event_seq the seq of its last event in the
-// outbox.
+// outbox (whose event rows hold arrays of events).
 func requireCountersConsistent(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := rydestest.Context(t)
 	rows, err := s.r.QueryContext(ctx, `
 		SELECT r.id, r.status, r.pending, r.event_seq,
 			(SELECT COUNT(*) FROM roster WHERE rfq_id = r.id AND state = 'pending'),
-			(SELECT COUNT(*) FROM outbox WHERE rfq_id = r.id AND kind = 'event'),
-			(SELECT MAX(json_extract(payload, '$.seq')) FROM outbox WHERE rfq_id = r.id AND kind = 'event')
+			(SELECT SUM(json_array_length(payload)) FROM outbox WHERE rfq_id = r.id AND kind = 'event'),
+			(SELECT MAX(json_extract(payload, '$[#-1].seq')) FROM outbox WHERE rfq_id = r.id AND kind = 'event')
 		FROM rfqs r`)
 	require.NoError(t, err)
 	defer rows.Close()
@@ -551,7 +551,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
 	require.NoError(t, err)
 	require.Len(t, msgs, 1)
-	require.Equal(t, rydes.EventCreated, msgs[0].Event.Type)
+	require.Len(t, msgs[0].Events, 1, "a row of one event, as an object")
+	require.Equal(t, rydes.EventCreated, msgs[0].Events[0].Type)
 
 	// The migrated RFQ goes on: its last pending provider fails, which
 	// completes it, and the stats count the old entries.
@@ -970,9 +971,10 @@ func TestCreateRFQInChunks(t *testing.T) {
 	require.Equal(t, store.OutboxEvent, msgs[len(providers)].Kind)
 }
 
-// The events of a batch whose answers emit more than one multi-row insert
-// takes reach the outbox in chunks, in the order emitted, the answers of two
-// RFQs interleaved.
+// The events of a batch reach the outbox as one message per RFQ, each with
+// its events in the order emitted, the RFQs in the order of their first
+// event, even when the answers of RFQs interleave and the messages take
+// more than one multi-row insert.
 func TestStageAnswersInChunks(t *testing.T) {
 	s := newTestStore(t)
 	ctx := rydestest.Context(t)
@@ -981,21 +983,27 @@ func TestStageAnswersInChunks(t *testing.T) {
 		providers[i] = fmt.Sprintf("p%03d", i)
 	}
 	r1, r2 := newRFQ(t, providers...), newRFQ(t, providers...)
-	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r1}))
-	require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r2}))
+	rfqs := []rydes.RFQ{r1, r2}
+	for range maxInsertRows {
+		rfqs = append(rfqs, newRFQ(t, "solo"))
+	}
+	for _, r := range rfqs {
+		require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+	}
 	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 1000})
 	require.NoError(t, err)
 	after := msgs[len(msgs)-1].ID
 
 	now := base.Add(time.Second)
+	quote := func(r rydes.RFQ, p string, i int) store.StageAnswer {
+		return store.StageAnswer{Answer: rydes.Answer{
+			RFQID: r.ID, Provider: p, Kind: rydes.AnswerQuote,
+			Price: rydes.Price{Amount: fmt.Sprintf("%d", 10+i), Currency: "EUR"}, ReceivedAt: now,
+		}}
+	}
 	var answers []store.StageAnswer
 	for i, p := range providers {
-		for _, r := range []rydes.RFQ{r1, r2} {
-			answers = append(answers, store.StageAnswer{Answer: rydes.Answer{
-				RFQID: r.ID, Provider: p, Kind: rydes.AnswerQuote,
-				Price: rydes.Price{Amount: fmt.Sprintf("%d", 10+i), Currency: "EUR"}, ReceivedAt: now,
-			}})
-		}
+		answers = append(answers, quote(r1, p, i), quote(r2, p, i), quote(rfqs[2+i], "solo", i))
 	}
 	res, err := s.StageAnswers(ctx, store.StageAnswersParams{Answers: answers, Now: now})
 	require.NoError(t, err)
@@ -1004,15 +1012,20 @@ func TestStageAnswersInChunks(t *testing.T) {
 		require.Equal(t, rydes.OutcomeStaged, r.Decision.Outcome)
 		emitted = append(emitted, r.Events...)
 	}
-	require.Len(t, emitted, 2*maxInsertRows+2, "a quote each, and a complete per RFQ")
+	require.Len(t, emitted, 2*(maxInsertRows+1)+2*maxInsertRows, "a quote each, and a complete per RFQ")
 
 	msgs, err = s.PendingOutbox(ctx, store.PendingOutboxParams{AfterID: after, Limit: 1000})
 	require.NoError(t, err)
-	require.Len(t, msgs, len(emitted))
-	for i, m := range msgs {
+	require.Len(t, msgs, len(rfqs), "one message per RFQ")
+	var got [][]rydes.Event
+	for _, m := range msgs {
 		require.Equal(t, store.OutboxEvent, m.Kind)
-		require.Equal(t, emitted[i], *m.Event, "message %d", i)
+		got = append(got, m.Events)
 	}
+	require.Equal(t, store.GroupEvents(emitted), got)
+	require.Len(t, got[0], maxInsertRows+1, "r1's quotes and its complete")
+	require.Equal(t, r1.ID, got[0][0].RFQID)
+	require.Equal(t, r2.ID, got[1][0].RFQID)
 }
 
 // The outbox listener gets, after each commit, exactly what the outbox
@@ -1074,15 +1087,15 @@ func TestOutboxListenerGetsWhatTheOutboxHolds(t *testing.T) {
 		require.True(t, w.CreatedAt.Equal(g.CreatedAt), "message %d: created %s, read back %s", i, g.CreatedAt, w.CreatedAt)
 		require.Equal(t, w.DedupeID(), g.DedupeID(), "message %d", i)
 		// What the relay publishes: the content, encoded.
-		wb, err := json.Marshal([]any{w.Dispatch, w.Event})
+		wb, err := json.Marshal([]any{w.Dispatch, w.Events})
 		require.NoError(t, err)
-		gb, err := json.Marshal([]any{g.Dispatch, g.Event})
+		gb, err := json.Marshal([]any{g.Dispatch, g.Events})
 		require.NoError(t, err)
 		require.JSONEq(t, string(wb), string(gb), "message %d", i)
 		require.Equal(t, string(wb), string(gb), "message %d", i)
 		require.NotEmpty(t, g.Payload, "message %d", i)
 		require.Equal(t, string(w.Payload), string(g.Payload), "message %d: the payload as stored", i)
-		content := any(g.Event)
+		content := any(g.Events)
 		if g.Kind == store.OutboxDispatch {
 			content = g.Dispatch.Request
 		}

@@ -218,13 +218,14 @@ func events(t *testing.T, s store.Store, id string) []rydes.Event {
 		if m.Kind != store.OutboxEvent {
 			continue
 		}
-		require.NotNil(t, m.Event, "event message %d", m.ID)
+		require.NotEmpty(t, m.Events, "event message %d", m.ID)
 		require.Nil(t, m.Dispatch, "event message %d", m.ID)
-		if m.Event.RFQID != id {
+		require.NoError(t, store.CheckEvents(m.Events), "event message %d", m.ID)
+		if m.Events[0].RFQID != id {
 			continue
 		}
-		require.Equal(t, m.Event.At, m.CreatedAt, "event message %d is created at its event's time", m.ID)
-		out = append(out, *m.Event)
+		require.Equal(t, m.Events[0].At, m.CreatedAt, "event message %d is created at its first event's time", m.ID)
+		out = append(out, m.Events...)
 	}
 	for i, e := range out {
 		require.Equal(t, int64(i+1), e.Seq, "event %d of %s: %+v", i, id, e)
@@ -605,12 +606,14 @@ func testMixedBatch(t *testing.T, s store.Store) {
 	require.Equal(t, open, res[4].Status)
 	require.Equal(t, open, res[5].Status)
 
-	var inOutbox []rydes.Event
+	// One message per RFQ, with its events in the order emitted.
+	var inOutbox [][]rydes.Event
 	for _, m := range outbox(t, s)[before:] {
 		require.Equal(t, store.OutboxEvent, m.Kind, "message %d", m.ID)
-		inOutbox = append(inOutbox, *m.Event)
+		inOutbox = append(inOutbox, m.Events)
 	}
-	require.Equal(t, emitted, inOutbox, "the batch's events, in the order emitted")
+	require.Equal(t, store.GroupEvents(emitted), inOutbox, "the batch's events, a message per RFQ")
+	require.Len(t, inOutbox, 2, "the batch's events are of two RFQs")
 	require.Len(t, events(t, s, ra.ID), 7)
 	require.Len(t, events(t, s, rb.ID), 4)
 
@@ -1053,7 +1056,7 @@ func testOutbox(t *testing.T, s store.Store) {
 		switch m.Kind {
 		case store.OutboxDispatch:
 			require.NotNil(t, m.Dispatch)
-			require.Nil(t, m.Event)
+			require.Nil(t, m.Events)
 			r := r1
 			if m.Dispatch.Request.RFQID == r2.ID {
 				r = r2
@@ -1062,7 +1065,8 @@ func testOutbox(t *testing.T, s store.Store) {
 			require.Equal(t, r.CreatedAt, m.CreatedAt)
 			dispatched[r.ID] = append(dispatched[r.ID], m.Dispatch.Provider)
 		case store.OutboxEvent:
-			require.Equal(t, rydes.EventCreated, m.Event.Type)
+			require.Len(t, m.Events, 1)
+			require.Equal(t, rydes.EventCreated, m.Events[0].Type)
 		default:
 			t.Fatalf("message %d of unknown kind %q", m.ID, m.Kind)
 		}
@@ -1091,7 +1095,8 @@ func testOutbox(t *testing.T, s store.Store) {
 		require.False(t, seen[id], "dedupe id %s is unique", id)
 		seen[id] = true
 	}
-	require.Len(t, seen, 3+4+2, "3 dispatches, 4 events of r1, 2 of r2")
+	// The expiry's two events of r1 (timed out, expired) are one message.
+	require.Len(t, seen, 3+3+2, "3 dispatches, 3 messages of r1's 4 events, 2 of r2's")
 
 	first, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 2})
 	require.NoError(t, err)
