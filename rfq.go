@@ -232,8 +232,13 @@ func ValidateID(id string) error {
 	return nil
 }
 
-// NewID returns a new random RFQ id.
-func NewID() string { return uuid.NewString() }
+// NewID returns a new RFQ id: a UUID of version 7, which begins with the
+// time it was made (in milliseconds) and has 74 random bits after it. Ids
+// made one after another sort together, so the database's indexes keyed by
+// RFQ id (the requests, their rosters) grow at their end: a commit of many
+// new requests writes a few pages there instead of one per request at
+// random, as random (version 4) ids did.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // ValidateProviderID checks a provider id: 1 to 64 letters, digits, '_' or
 // '-'. Provider ids appear in NATS subjects, so dots and wildcards are out.

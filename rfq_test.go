@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes"
@@ -83,5 +84,20 @@ func TestValidateIDs(t *testing.T) {
 	require.NoError(t, rydes.ValidateProviderID("UnicornManagementResource1"))
 	for _, bad := range []string{"", "a.b", "a*", "a>", "a b", strings.Repeat("p", 65)} {
 		require.Error(t, rydes.ValidateProviderID(bad), bad)
+	}
+}
+
+// NewID makes valid ids of UUID version 7 that sort in the order made, so
+// that the store's indexes keyed by RFQ id grow at their end.
+func TestNewIDSortsInOrderMade(t *testing.T) {
+	prev := ""
+	for i := range 1000 {
+		id := rydes.NewID()
+		require.NoError(t, rydes.ValidateID(id))
+		u, err := uuid.Parse(id)
+		require.NoError(t, err)
+		require.Equal(t, uuid.Version(7), u.Version())
+		require.Greater(t, id, prev, "id %d sorts after the one before", i)
+		prev = id
 	}
 }
