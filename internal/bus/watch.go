@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,35 @@ func EventFilter(rfqID string) string { return EventSubjectPrefix + rfqID + ".>"
 // say) and is refused with an error.
 func DecodeEvents(m jetstream.Msg) ([]rydes.Event, error) {
 	return decodeEvents(m.Subject(), m.Data(), m.Headers())
+}
+
+// LastEventOf returns the RFQ, type and seq of the last event of message m
+// of EventsStream from its subject and Nats-Msg-Id alone, which Publish
+// sets to EventSubject and "event.<rfq id>.<seq>" of that event; it does
+// not read the body. What else can land on an event subject (a server
+// response sent there as a reply subject) has no such message id, and is
+// refused with an error. A reader that needs no more, such as the
+// completion notifier (a final event is the last of its message, and the
+// notifier reads the RFQ from the store), spares decoding every event of
+// the message.
+func LastEventOf(m jetstream.Msg) (rfqID string, t rydes.EventType, seq int64, err error) {
+	subject := m.Subject()
+	parts := strings.Split(strings.TrimPrefix(subject, EventSubjectPrefix), ".")
+	if !strings.HasPrefix(subject, EventSubjectPrefix) || len(parts) != 3 {
+		return "", "", 0, fmt.Errorf("last event of %s: not an event subject", subject)
+	}
+	seq, perr := strconv.ParseInt(parts[2], 10, 64)
+	if perr != nil || seq < 1 || rydes.ValidateID(parts[0]) != nil || parts[1] == "" {
+		return "", "", 0, fmt.Errorf("last event of %s: not an event subject", subject)
+	}
+	var id string
+	if h := m.Headers(); h != nil {
+		id = h.Get(jetstream.MsgIDHeader)
+	}
+	if want := "event." + parts[0] + "." + parts[2]; id != want {
+		return "", "", 0, fmt.Errorf("last event of %s: message id %q, want %q", subject, id, want)
+	}
+	return parts[0], rydes.EventType(parts[1]), seq, nil
 }
 
 // decodeStoredEvents decodes the events of a message that EventsStream

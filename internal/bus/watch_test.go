@@ -732,3 +732,43 @@ func TestDecodeEventsRefusesForgeries(t *testing.T) {
 		})
 	}
 }
+
+// subjectMsg is a message of EventsStream as far as LastEventOf reads it.
+type subjectMsg struct {
+	jetstream.Msg
+	subject string
+	header  nats.Header
+}
+
+func (m subjectMsg) Subject() string      { return m.subject }
+func (m subjectMsg) Headers() nats.Header { return m.header }
+
+func TestLastEventOf(t *testing.T) {
+	withID := func(id string) nats.Header {
+		h := nats.Header{}
+		if id != "" {
+			h.Set(jetstream.MsgIDHeader, id)
+		}
+		return h
+	}
+	rfqID, typ, seq, err := LastEventOf(subjectMsg{subject: EventSubject(rfq1, rydes.EventComplete, 12), header: withID("event." + rfq1 + ".12")})
+	require.NoError(t, err)
+	require.Equal(t, rfq1, rfqID)
+	require.Equal(t, rydes.EventComplete, typ)
+	require.Equal(t, int64(12), seq)
+
+	for name, m := range map[string]subjectMsg{
+		"a reflected server response: no message id": {subject: EventSubject(rfq1, rydes.EventComplete, 12), header: withID("")},
+		"no header at all":                           {subject: EventSubject(rfq1, rydes.EventComplete, 12)},
+		"another event's id":                         {subject: EventSubject(rfq1, rydes.EventComplete, 12), header: withID("event." + rfq1 + ".11")},
+		"another RFQ's id":                           {subject: EventSubject(rfq1, rydes.EventComplete, 12), header: withID("event." + rfq2 + ".12")},
+		"too few tokens":                             {subject: EventSubjectPrefix + rfq1 + ".complete", header: withID("event." + rfq1 + ".complete")},
+		"too many tokens":                            {subject: EventSubject(rfq1, rydes.EventComplete, 12) + ".x", header: withID("event." + rfq1 + ".12")},
+		"seq 0":                                      {subject: EventSubject(rfq1, rydes.EventComplete, 0), header: withID("event." + rfq1 + ".0")},
+		"not an RFQ id":                              {subject: EventSubject("nope", rydes.EventComplete, 1), header: withID("event.nope.1")},
+		"another stream's subject":                   {subject: DispatchSubject("p1"), header: withID("event." + rfq1 + ".1")},
+	} {
+		_, _, _, err := LastEventOf(m)
+		require.Error(t, err, name)
+	}
+}

@@ -322,12 +322,10 @@ func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) {
 		n.term(m)
 		return
 	}
-	// A final event is the last of its message, whose subject names it.
-	var ev rydes.Event
-	events, err := bus.DecodeEvents(m)
-	if err == nil {
-		ev = events[len(events)-1]
-	}
+	// A final event is the last of its message, which its subject names;
+	// the RFQ itself is read from the store.
+	rfqID, typ, _, err := bus.LastEventOf(m)
+	ev := rydes.Event{RFQID: rfqID, Type: typ}
 	if err != nil || !ev.Type.Final() {
 		n.log.Warn("notify: skipped a message that is not a final event", "subject", m.Subject(), "err", err)
 		n.term(m)
