@@ -132,7 +132,7 @@ func (br *broker) dispatch(t *testing.T, provider, from string) rydes.ProviderRe
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	req := rydes.ProviderRequest{RFQID: rydes.NewID(), From: from, To: "Rainbow", CreatedAt: now, Deadline: now.Add(time.Hour)}
-	msg := store.OutboxMessage{ID: br.st.ids.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: provider, Request: req}}
+	msg := store.OutboxMessage{ID: br.st.ids.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Providers: []string{provider}, Request: req}}
 	_, err := br.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
 	require.NoError(t, err)
 	return req

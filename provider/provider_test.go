@@ -122,7 +122,7 @@ func (bb *bundle) dispatch(t *testing.T, from string, deadline time.Time) rydes.
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	req := rydes.ProviderRequest{RFQID: rydes.NewID(), From: from, To: "Rainbow", CreatedAt: now, Deadline: deadline.UTC().Truncate(time.Microsecond)}
-	msg := store.OutboxMessage{ID: bb.nextID.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: bb.p.ID(), Request: req}}
+	msg := store.OutboxMessage{ID: bb.nextID.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Providers: []string{bb.p.ID()}, Request: req}}
 	_, err := bb.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
 	require.NoError(t, err)
 	return req

@@ -162,7 +162,7 @@ func testServe(t *testing.T, withTLS bool) {
 	for i, req := range reqs {
 		_, err := b.Publish(ctx, []store.OutboxMessage{{
 			ID: int64(i + 1), Kind: store.OutboxDispatch, CreatedAt: now,
-			Dispatch: &store.Dispatch{Provider: "unicorn-express", Request: req},
+			Dispatch: &store.Dispatch{Providers: []string{"unicorn-express"}, Request: req},
 		}})
 		require.NoError(t, err)
 	}

@@ -356,10 +356,11 @@ func (b *Bus) EndWatches() {
 // stored. The others were; deleting their outbox rows is safe.
 type PublishError struct {
 	Failed []FailedMessage
-	Total  int // messages in the call
+	Total  int // outbox messages in the call
 }
 
-// FailedMessage is one outbox message that could not be published.
+// FailedMessage is one broker message of an outbox message that could not
+// be published; an outbox message with one failed was not published.
 type FailedMessage struct {
 	ID       int64 // OutboxMessage.ID
 	DedupeID string
@@ -369,7 +370,7 @@ type FailedMessage struct {
 // Error implements error.
 func (e *PublishError) Error() string {
 	f := e.Failed[0]
-	return fmt.Sprintf("publish outbox: %d of %d messages failed; first, %s: %v", len(e.Failed), e.Total, f.DedupeID, f.Err)
+	return fmt.Sprintf("publish outbox: %d broker messages of %d outbox messages failed; first, %s: %v", len(e.Failed), e.Total, f.DedupeID, f.Err)
 }
 
 // Unwrap returns the errors of the failed messages.
@@ -392,12 +393,12 @@ func (e *PublishError) Unwrap() []error {
 // by the broker (store.DeleteOutboxParams.Acked). The map is empty for no
 // messages, and nil with an error. Every ack is also noted for TakeAckedSeq.
 //
-// A dispatch goes to DispatchSubject(provider) with the rydes.ProviderRequest
-// as JSON; events (one RFQ's, of one write) as one message to the
-// EventSubject of the last of them, with the rydes.Events as a JSON array
-// (either as msg.Payload holds it, if set: an older outbox row's payload
-// is one event, an object). Both carry Nats-Msg-Id = msg.DedupeID() and
-// HeaderRFQID.
+// A dispatch is a broker message per provider, to DispatchSubject(provider)
+// with the rydes.ProviderRequest as JSON; events (one RFQ's, of one write)
+// one message to the EventSubject of the last of them, with the
+// rydes.Events as a JSON array. Either body is msg.Payload, if set (an
+// older outbox row's payload of events is one event, an object). Each
+// carries its Nats-Msg-Id (msg.DedupeIDs) and HeaderRFQID.
 func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error) {
 	if err := b.enter(); err != nil {
 		return nil, fmt.Errorf("publish outbox: %w", err)
@@ -413,23 +414,9 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 		msg    *store.OutboxMessage
 		future jetstream.PubAckFuture
 	}
-	futures := make([]inflight, 0, min(len(msgs), publishWindow))
-	for start := 0; start < len(msgs); start += publishWindow {
-		futures = futures[:0]
-		for i := start; i < min(start+publishWindow, len(msgs)); i++ {
-			m := &msgs[i]
-			nm, err := outboxNATSMsg(m)
-			if err != nil {
-				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: dedupeID(m), Err: err})
-				continue
-			}
-			f, err := b.js.PublishMsgAsync(nm)
-			if err != nil {
-				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: dedupeID(m), Err: fmt.Errorf("publish to %s: %w", nm.Subject, err)})
-				continue
-			}
-			futures = append(futures, inflight{msg: m, future: f})
-		}
+	futures := make([]inflight, 0, publishWindow)
+	// await waits for the acks of what is in flight.
+	await := func() error {
 		for _, p := range futures {
 			select {
 			case ack := <-p.future.Ok():
@@ -439,13 +426,39 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 					acked[ack.Stream] = ack.Sequence
 				}
 			case err := <-p.future.Err():
-				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, DedupeID: dedupeID(p.msg), Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
+				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, DedupeID: p.future.Msg().Header.Get(jetstream.MsgIDHeader), Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
 			case <-ctx.Done():
-				return nil, fmt.Errorf("publish outbox: waiting for acks: %w", ctx.Err())
+				return fmt.Errorf("publish outbox: waiting for acks: %w", ctx.Err())
 			case <-b.done:
-				return nil, errors.New("publish outbox: bus closed while waiting for acks")
+				return errors.New("publish outbox: bus closed while waiting for acks")
 			}
 		}
+		futures = futures[:0]
+		return nil
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		nms, err := outboxNATSMsgs(m)
+		if err != nil {
+			perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: fmt.Sprintf("outbox#%d", m.ID), Err: err})
+			continue
+		}
+		for _, nm := range nms {
+			if len(futures) == publishWindow {
+				if err := await(); err != nil {
+					return nil, err
+				}
+			}
+			f, err := b.js.PublishMsgAsync(nm)
+			if err != nil {
+				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: nm.Header.Get(jetstream.MsgIDHeader), Err: fmt.Errorf("publish to %s: %w", nm.Subject, err)})
+				continue
+			}
+			futures = append(futures, inflight{msg: m, future: f})
+		}
+	}
+	if err := await(); err != nil {
+		return nil, err
 	}
 	if len(perr.Failed) > 0 {
 		return nil, perr
@@ -453,35 +466,33 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 	return acked, nil
 }
 
-// dedupeID is m.DedupeID, safe for malformed messages.
-func dedupeID(m *store.OutboxMessage) string {
-	if (m.Kind == store.OutboxDispatch && m.Dispatch == nil) || (m.Kind != store.OutboxDispatch && len(m.Events) == 0) {
-		return fmt.Sprintf("outbox#%d", m.ID)
-	}
-	return m.DedupeID()
-}
-
-// outboxNATSMsg returns the NATS message that publishes m.
-func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
+// outboxNATSMsgs returns the broker messages that publish m.
+func outboxNATSMsgs(m *store.OutboxMessage) ([]*nats.Msg, error) {
 	var (
-		subject string
-		rfqID   string
-		body    []byte
-		err     error
+		body []byte
+		err  error
 	)
 	switch m.Kind {
 	case store.OutboxDispatch:
-		if m.Dispatch == nil {
+		if m.Dispatch == nil || len(m.Dispatch.Providers) == 0 {
 			return nil, fmt.Errorf("outbox message %d: dispatch without content", m.ID)
 		}
-		if err := rydes.ValidateProviderID(m.Dispatch.Provider); err != nil {
-			return nil, fmt.Errorf("outbox message %d: dispatch to %q: %w", m.ID, m.Dispatch.Provider, err)
+		for _, p := range m.Dispatch.Providers {
+			if err := rydes.ValidateProviderID(p); err != nil {
+				return nil, fmt.Errorf("outbox message %d: dispatch to %q: %w", m.ID, p, err)
+			}
 		}
-		subject, rfqID = DispatchSubject(m.Dispatch.Provider), m.Dispatch.Request.RFQID
-		body = m.Payload
-		if body == nil {
-			body, err = json.Marshal(m.Dispatch.Request)
+		if body = m.Payload; body == nil {
+			if body, err = json.Marshal(m.Dispatch.Request); err != nil {
+				return nil, fmt.Errorf("outbox message %d: encode: %w", m.ID, err)
+			}
 		}
+		ids := m.DedupeIDs()
+		nms := make([]*nats.Msg, len(m.Dispatch.Providers))
+		for i, p := range m.Dispatch.Providers {
+			nms[i] = newOutboxNATSMsg(DispatchSubject(p), body, ids[i], m.Dispatch.Request.RFQID)
+		}
+		return nms, nil
 	case store.OutboxEvent:
 		if len(m.Events) == 0 {
 			return nil, fmt.Errorf("outbox message %d: event without content", m.ID)
@@ -493,22 +504,24 @@ func outboxNATSMsg(m *store.OutboxMessage) (*nats.Msg, error) {
 		if !subjectToken(last.RFQID) || !subjectToken(string(last.Type)) {
 			return nil, fmt.Errorf("outbox message %d: event %q of RFQ %q does not make a subject", m.ID, last.Type, last.RFQID)
 		}
-		subject, rfqID = EventSubject(last.RFQID, last.Type, last.Seq), last.RFQID
-		body = m.Payload
-		if body == nil {
-			body, err = json.Marshal(m.Events)
+		if body = m.Payload; body == nil {
+			if body, err = json.Marshal(m.Events); err != nil {
+				return nil, fmt.Errorf("outbox message %d: encode: %w", m.ID, err)
+			}
 		}
+		return []*nats.Msg{newOutboxNATSMsg(EventSubject(last.RFQID, last.Type, last.Seq), body, m.DedupeIDs()[0], last.RFQID)}, nil
 	default:
 		return nil, fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("outbox message %d: encode: %w", m.ID, err)
-	}
+}
+
+// newOutboxNATSMsg returns a broker message of an outbox message.
+func newOutboxNATSMsg(subject string, body []byte, dedupeID, rfqID string) *nats.Msg {
 	nm := nats.NewMsg(subject)
 	nm.Data = body
-	nm.Header.Set(jetstream.MsgIDHeader, m.DedupeID())
+	nm.Header.Set(jetstream.MsgIDHeader, dedupeID)
 	nm.Header.Set(HeaderRFQID, rfqID)
-	return nm, nil
+	return nm
 }
 
 // subjectToken reports whether s can be one token of a subject.

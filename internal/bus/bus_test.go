@@ -126,7 +126,7 @@ func dispatchMsg(id int64, rfqID, provider string) store.OutboxMessage {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	return store.OutboxMessage{
 		ID: id, Kind: store.OutboxDispatch, CreatedAt: now,
-		Dispatch: &store.Dispatch{Provider: provider, Request: rydes.ProviderRequest{
+		Dispatch: &store.Dispatch{Providers: []string{provider}, Request: rydes.ProviderRequest{
 			RFQID: rfqID, From: "Castle", To: "Rainbow", Passengers: 2, CreatedAt: now, Deadline: now.Add(30 * time.Second),
 		}},
 	}

@@ -48,13 +48,17 @@ func (p *recordingPublisher) events() []rydes.Event {
 	return evs
 }
 
+// dispatches returns what was published to providers' queues: a dispatch
+// per provider, as the broker gets them.
 func (p *recordingPublisher) dispatches() []store.Dispatch {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var ds []store.Dispatch
 	for _, m := range p.msgs {
 		if m.Kind == store.OutboxDispatch {
-			ds = append(ds, *m.Dispatch)
+			for _, to := range m.Dispatch.Providers {
+				ds = append(ds, store.Dispatch{Providers: []string{to}, Request: m.Dispatch.Request})
+			}
 		}
 	}
 	return ds
@@ -164,7 +168,7 @@ func TestCreateAsksEveryActiveProviderAndDispatchesAfterCommit(t *testing.T) {
 	var to []string
 	for _, d := range b.pub.dispatches() {
 		require.Equal(t, rfq.ID, d.Request.RFQID)
-		to = append(to, d.Provider)
+		to = append(to, d.Providers...)
 	}
 	require.ElementsMatch(t, []string{"p1", "p2", "p3"}, to)
 	require.Equal(t, []rydes.EventType{rydes.EventCreated}, eventTypes(b.pub.events(), rfq.ID))
@@ -366,12 +370,12 @@ func TestOutboxKeepsWhatFailedToPublish(t *testing.T) {
 	require.Error(t, err)
 	pending, err := b.store.PendingOutbox(b.ctx, store.PendingOutboxParams{})
 	require.NoError(t, err)
-	require.Len(t, pending, 4, "three dispatches and the created event wait for the broker")
+	require.Len(t, pending, 2, "the dispatches to three providers and the created event wait for the broker")
 
 	b.pub.fail = nil
 	n, err := b.engine.FlushOutbox(b.ctx)
 	require.NoError(t, err)
-	require.Equal(t, 4, n)
+	require.Equal(t, 2, n)
 	require.Len(t, b.pub.dispatches(), 3)
 	require.Equal(t, rfq.ID, b.pub.dispatches()[0].Request.RFQID)
 }
@@ -384,7 +388,7 @@ func TestFlushOutboxRecordsAckedSequences(t *testing.T) {
 	b.pub.acked = map[string]uint64{"S": 7}
 	n, err := b.engine.FlushOutbox(b.ctx)
 	require.NoError(t, err)
-	require.Equal(t, 4, n)
+	require.Equal(t, 2, n)
 	pending, err := b.store.PendingOutbox(b.ctx, store.PendingOutboxParams{})
 	require.NoError(t, err)
 	require.Empty(t, pending, "the rows are deleted")

@@ -335,7 +335,7 @@ func dispatchesOf(now time.Time) func(rydes.RFQ) []store.OutboxMessage {
 			}
 			out = append(out, store.OutboxMessage{
 				Kind: store.OutboxDispatch, CreatedAt: rfq.CreatedAt,
-				Dispatch: &store.Dispatch{Provider: e.Provider, Request: rfq.ProviderRequest()},
+				Dispatch: &store.Dispatch{Providers: []string{e.Provider}, Request: rfq.ProviderRequest()},
 			})
 		}
 		return out

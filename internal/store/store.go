@@ -123,8 +123,9 @@ type Store interface {
 
 	// CreateRFQ stores a new open RFQ with its roster (and its NotifyURL and
 	// NotifySecret, if any) and, in the same
-	// transaction, its outbox messages: one dispatch per asked provider and
-	// the created event (seq 1). It fails with ECONFLICT if the id exists.
+	// transaction, its outbox messages: the dispatch to every asked
+	// provider (one message) and the created event (seq 1). It fails with
+	// ECONFLICT if the id exists.
 	CreateRFQ(ctx context.Context, p CreateRFQParams) error
 	// GetRFQ returns the RFQ with its roster (in the order asked), its
 	// quotes (best price first), its Seq (the seq of its latest event) and
@@ -410,7 +411,7 @@ type OutboxKind string
 
 // The kinds of outbox message.
 const (
-	OutboxDispatch OutboxKind = "dispatch" // an RFQ sent to one provider's queue
+	OutboxDispatch OutboxKind = "dispatch" // an RFQ sent to the queues of its providers
 	OutboxEvent    OutboxKind = "event"    // an RFQ's event
 )
 
@@ -420,7 +421,8 @@ type OutboxMessage struct {
 	ID        int64
 	Kind      OutboxKind
 	CreatedAt time.Time
-	// Dispatch is the request for one provider (Kind OutboxDispatch).
+	// Dispatch is the request and the providers it goes to (Kind
+	// OutboxDispatch): every provider a new RFQ asked, in one message.
 	Dispatch *Dispatch
 	// Events are the events to emit (Kind OutboxEvent): those one write
 	// emitted for one RFQ, in seq order, consecutive (see CheckEvents).
@@ -517,30 +519,43 @@ type OutboxFeed interface {
 	SetOutboxListener(f func([]OutboxMessage))
 }
 
-// Dispatch is an RFQ on its way to one asked provider.
+// Dispatch is an RFQ on its way to asked providers, each through its own
+// queue: one outbox message for all of them (the request, the same for
+// each, is written once), which a publisher sends to each provider's queue
+// as a message of its own.
 type Dispatch struct {
-	Provider string
-	Request  rydes.ProviderRequest
+	// Providers are the providers the request goes to: at least one, each
+	// once.
+	Providers []string
+	Request   rydes.ProviderRequest
 }
 
-// DedupeID returns the id that deduplicates the message's publication: the
-// same for every re-publication of the same message, across processes.
+// DedupeIDs returns the ids that deduplicate the publication of the
+// message: one per broker message it is published as (a dispatch's, one
+// per provider, in the order of Providers; events', one), the same for
+// every re-publication, across processes.
+//
 // Events' is "event.<rfq id>.<seq>" of the last of them, which readers
 // check: a final event published again alone (package reconcile) has the
-// id of the message that carried it. A dispatch's
-// is "d." and 128 bits of the SHA-256 of its RFQ and provider ids, in
-// base64url: 24 bytes, where "dispatch.<rfq id>.<provider>" took some 60,
-// and the broker keeps every id of its duplicate window in memory (at
-// 20,000 requests in a minute, 200,000 of them).
-func (m OutboxMessage) DedupeID() string {
+// id of the message that carried it. A dispatch's to one provider is
+// DispatchDedupeID of its RFQ and provider.
+func (m OutboxMessage) DedupeIDs() []string {
 	if m.Kind == OutboxDispatch {
-		return DispatchDedupeID(m.Dispatch.Request.RFQID, m.Dispatch.Provider)
+		ids := make([]string, len(m.Dispatch.Providers))
+		for i, p := range m.Dispatch.Providers {
+			ids[i] = DispatchDedupeID(m.Dispatch.Request.RFQID, p)
+		}
+		return ids
 	}
-	return "event." + m.Events[len(m.Events)-1].ID()
+	return []string{"event." + m.Events[len(m.Events)-1].ID()}
 }
 
-// DispatchDedupeID returns the DedupeID of the dispatch of RFQ rfqID to
-// provider.
+// DispatchDedupeID returns the id that deduplicates the publication of the
+// dispatch of RFQ rfqID to provider: "d." and 128 bits of the SHA-256 of
+// the two ids, in base64url. That is 24 bytes, where
+// "dispatch.<rfq id>.<provider>" took some 60, and the broker keeps every
+// id of its duplicate window in memory (at 20,000 requests in a minute,
+// 200,000 of them).
 func DispatchDedupeID(rfqID, provider string) string {
 	sum := sha256.Sum256([]byte(rfqID + "\x00" + provider))
 	return "d." + base64.RawURLEncoding.EncodeToString(sum[:16])

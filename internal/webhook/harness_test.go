@@ -275,7 +275,7 @@ func (h *harness) dispatch(t *testing.T, id string, deadline time.Time) rydes.Pr
 		Attributes: map[string]string{"wheelchair": "yes"},
 		CreatedAt:  now, Deadline: deadline.UTC().Truncate(time.Microsecond),
 	}
-	msg := store.OutboxMessage{ID: h.nextID.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Provider: id, Request: req}}
+	msg := store.OutboxMessage{ID: h.nextID.Add(1), Kind: store.OutboxDispatch, CreatedAt: now, Dispatch: &store.Dispatch{Providers: []string{id}, Request: req}}
 	_, err := h.bus.Publish(rydestest.Context(t), []store.OutboxMessage{msg})
 	require.NoError(t, err)
 	return req

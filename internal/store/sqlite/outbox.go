@@ -20,7 +20,7 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 	out := []store.OutboxMessage{}
 	err := s.read(ctx, "pending outbox", func(tx *txn) error {
 		rows, err := tx.QueryContext(ctx, `
-			SELECT id, kind, rfq_id, provider, payload, created_at
+			SELECT id, kind, rfq_id, provider, providers, payload, created_at
 			FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, p.AfterID, queryLimit(p.Limit))
 		if err != nil {
 			return err
@@ -28,20 +28,29 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				m        store.OutboxMessage
-				rfqID    string
-				provider sql.NullString
-				payload  []byte
-				created  int64
+				m         store.OutboxMessage
+				rfqID     string
+				provider  sql.NullString
+				providers sql.NullString
+				payload   []byte
+				created   int64
 			)
-			if err := rows.Scan(&m.ID, &m.Kind, &rfqID, &provider, &payload, &created); err != nil {
+			if err := rows.Scan(&m.ID, &m.Kind, &rfqID, &provider, &providers, &payload, &created); err != nil {
 				return err
 			}
 			m.CreatedAt = fromMicros(created)
 			m.Payload = payload
 			switch m.Kind {
 			case store.OutboxDispatch:
-				d := &store.Dispatch{Provider: provider.String}
+				// One provider in provider: a row written before a
+				// create's dispatches were one row.
+				d := &store.Dispatch{Providers: []string{provider.String}}
+				if providers.Valid {
+					d.Providers = nil
+					if err := json.Unmarshal([]byte(providers.String), &d.Providers); err != nil {
+						return fmt.Errorf("outbox message %d: providers: %w", m.ID, err)
+					}
+				}
 				if err := json.Unmarshal(payload, &d.Request); err != nil {
 					return fmt.Errorf("outbox message %d: %w", m.ID, err)
 				}
@@ -115,7 +124,7 @@ func raiseAcked(ctx context.Context, tx *txn, name string, seq uint64) error {
 // insert in the order of its values.
 func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
 	groups := store.GroupEvents(events)
-	rows := make([]any, 0, 4*len(groups))
+	rows := make([]any, 0, 3*len(groups))
 	var msgs []store.OutboxMessage
 	if tx.collect {
 		msgs = make([]store.OutboxMessage, len(groups))
@@ -129,11 +138,11 @@ func insertEvents(ctx context.Context, tx *txn, events ...rydes.Event) error {
 			return err
 		}
 		first := g[0]
-		rows = append(rows, first.RFQID, nil, string(b), micros(first.At)) // no provider: the group may have several
+		rows = append(rows, first.RFQID, string(b), micros(first.At))
 		if tx.collect {
 			// Its payload (b) is what reading it back would decode.
 			msgs[i] = store.OutboxMessage{Kind: store.OutboxEvent, CreatedAt: fromMicros(micros(first.At)), Events: g, Payload: b}
 		}
 	}
-	return insertOutboxRows(ctx, tx, eventInserts, 4, rows, msgs)
+	return insertOutboxRows(ctx, tx, eventInserts, 3, rows, msgs)
 }

@@ -28,9 +28,11 @@ const (
 	// Multi-row inserts: the prefix, then a value list per row.
 	sqlInsertRosterRows = `INSERT INTO roster (rfq_id, provider, position, state, changed_at) VALUES `
 	rosterRow           = `(?, ?, ?, 'pending', ?)`
-	sqlInsertOutboxRows = `INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES `
-	dispatchRow         = `('dispatch', ?, ?, ?, ?)`
-	eventRow            = `('event', ?, ?, ?, ?)`
+	sqlInsertOutboxRows = `INSERT INTO outbox (kind, rfq_id, provider, providers, payload, created_at) VALUES `
+	// sqlInsertDispatch inserts a new RFQ's dispatches: its id, the JSON
+	// array of its providers, the request and when it was created.
+	sqlInsertDispatch = sqlInsertOutboxRows + `('dispatch', ?, NULL, ?, ?, ?)`
+	eventRow          = `('event', ?, NULL, NULL, ?, ?)`
 
 	sqlSelectRFQ = `
 		SELECT id, customer, from_place, to_place, passengers, pickup_at, attributes,
@@ -83,11 +85,11 @@ var (
 // go in chunks. Every count up to it is prepared.
 const maxInsertRows = 32
 
-// rosterInserts, dispatchInserts and eventInserts are the multi-row
-// inserts, by row count (index 0 unused).
+// rosterInserts and eventInserts are the multi-row inserts, by row count
+// (index 0 unused); dispatchInserts has the one row a create writes.
 var (
 	rosterInserts   = multiRowInserts(sqlInsertRosterRows, rosterRow)
-	dispatchInserts = multiRowInserts(sqlInsertOutboxRows, dispatchRow)
+	dispatchInserts = []string{1: sqlInsertDispatch}
 	eventInserts    = multiRowInserts(sqlInsertOutboxRows, eventRow)
 )
 

@@ -13,8 +13,8 @@ import (
 )
 
 // CreateRFQ stores a new open RFQ with its roster, its notify URL and
-// notify secret, and, in the same transaction, one dispatch per asked
-// provider and the created event (seq 1). It fails with ECONFLICT if the id
+// notify secret, and, in the same transaction, the dispatch to every asked
+// provider (one outbox row) and the created event (seq 1). It fails with ECONFLICT if the id
 // exists, and with EINVALID if the RFQ is not a new one: not open, with no
 // provider, a provider asked twice or one not pending, or with a notify
 // secret but no notify URL, or an invalid notify URL.
@@ -47,36 +47,36 @@ func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 		if err != nil {
 			return err
 		}
-		// The roster and the dispatches in a statement each: one row per
-		// asked provider, in roster order.
-		if n := len(r.Providers); n > 0 {
-			roster := make([]any, 0, 4*n)
-			dispatches := make([]any, 0, 4*n)
-			var msgs []store.OutboxMessage
-			if tx.collect {
-				msgs = make([]store.OutboxMessage, n)
+		// The roster in one statement, a row per asked provider in roster
+		// order, and the dispatches in one outbox row.
+		n := len(r.Providers)
+		roster := make([]any, 0, 4*n)
+		providers := make([]string, n)
+		for i, e := range r.Providers {
+			changed := e.ChangedAt
+			if changed.IsZero() {
+				changed = r.CreatedAt
 			}
-			for i, e := range r.Providers {
-				changed := e.ChangedAt
-				if changed.IsZero() {
-					changed = r.CreatedAt
-				}
-				roster = append(roster, r.ID, e.Provider, i, micros(utc(changed)))
-				dispatches = append(dispatches, r.ID, e.Provider, string(req), created)
-				if tx.collect {
-					msgs[i] = store.OutboxMessage{
-						Kind: store.OutboxDispatch, CreatedAt: fromMicros(created),
-						Dispatch: &store.Dispatch{Provider: e.Provider, Request: preq},
-						Payload:  req, // one encoding for every provider
-					}
-				}
-			}
-			if err := insertRows(ctx, tx, rosterInserts, 4, roster); err != nil {
-				return err
-			}
-			if err := insertOutboxRows(ctx, tx, dispatchInserts, 4, dispatches, msgs); err != nil {
-				return err
-			}
+			roster = append(roster, r.ID, e.Provider, i, micros(utc(changed)))
+			providers[i] = e.Provider
+		}
+		if err := insertRows(ctx, tx, rosterInserts, 4, roster); err != nil {
+			return err
+		}
+		list, err := json.Marshal(providers)
+		if err != nil {
+			return err
+		}
+		var msgs []store.OutboxMessage
+		if tx.collect {
+			msgs = []store.OutboxMessage{{
+				Kind: store.OutboxDispatch, CreatedAt: fromMicros(created),
+				Dispatch: &store.Dispatch{Providers: providers, Request: preq},
+				Payload:  req,
+			}}
+		}
+		if err := insertOutboxRows(ctx, tx, dispatchInserts, 4, []any{r.ID, string(list), string(req), created}, msgs); err != nil {
+			return err
 		}
 		return insertEvents(ctx, tx, rydes.Event{
 			RFQID: r.ID, Seq: 1, Type: rydes.EventCreated, At: r.CreatedAt,

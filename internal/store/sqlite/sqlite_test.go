@@ -503,7 +503,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 		INSERT INTO rejections (rfq_id, provider, reason, message, received_at, payload) VALUES
 			(?3, 'stranger', 'not_asked', 'provider stranger was not asked', ?2, x'7b7d');
 		INSERT INTO outbox (kind, rfq_id, provider, payload, created_at) VALUES
-			('event', ?3, NULL, json_object('rfq_id', ?3, 'seq', 1, 'type', 'created', 'at', '2030-03-04T05:06:07.891011Z', 'customer', 'c', 'status', 'open'), ?1);`,
+			('event', ?3, NULL, json_object('rfq_id', ?3, 'seq', 1, 'type', 'created', 'at', '2030-03-04T05:06:07.891011Z', 'customer', 'c', 'status', 'open'), ?1),
+			('dispatch', ?3, 'waiter', json_object('rfq_id', ?3, 'from', 'a', 'to', 'b', 'created_at', '2030-03-04T05:06:07.891011Z', 'deadline', '2030-03-04T05:07:07.891011Z'), ?1);`,
 		micros(base), t1, open.ID, micros(open.Deadline), closed.ID, micros(closed.Deadline), t2)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
@@ -550,9 +551,12 @@ func TestMigrateFromVersion1(t *testing.T) {
 	require.Equal(t, []byte("{}"), rs[0].Payload)
 	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{})
 	require.NoError(t, err)
-	require.Len(t, msgs, 1)
+	require.Len(t, msgs, 2)
 	require.Len(t, msgs[0].Events, 1, "a row of one event, as an object")
 	require.Equal(t, rydes.EventCreated, msgs[0].Events[0].Type)
+	require.Equal(t, []string{"waiter"}, msgs[1].Dispatch.Providers, "a row of a dispatch to one provider")
+	require.Equal(t, open.ID, msgs[1].Dispatch.Request.RFQID)
+	require.Equal(t, []string{store.DispatchDedupeID(open.ID, "waiter")}, msgs[1].DedupeIDs())
 
 	// The migrated RFQ goes on: its last pending provider fails, which
 	// completes it, and the stats count the old entries.
@@ -944,7 +948,8 @@ func TestDeleteOutboxIsAtomic(t *testing.T) {
 }
 
 // An RFQ asking more providers than one multi-row insert takes is stored
-// in chunks, in roster order, with a dispatch for each.
+// in chunks, in roster order, with one message of dispatches to all of
+// them.
 func TestCreateRFQInChunks(t *testing.T) {
 	s := newTestStore(t)
 	ctx := rydestest.Context(t)
@@ -962,13 +967,11 @@ func TestCreateRFQInChunks(t *testing.T) {
 	}
 	msgs, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 1000})
 	require.NoError(t, err)
-	require.Len(t, msgs, len(providers)+1)
-	for i, p := range providers {
-		require.Equal(t, store.OutboxDispatch, msgs[i].Kind)
-		require.Equal(t, p, msgs[i].Dispatch.Provider)
-		require.Equal(t, r.ID, msgs[i].Dispatch.Request.RFQID)
-	}
-	require.Equal(t, store.OutboxEvent, msgs[len(providers)].Kind)
+	require.Len(t, msgs, 2)
+	require.Equal(t, store.OutboxDispatch, msgs[0].Kind)
+	require.Equal(t, providers, msgs[0].Dispatch.Providers, "in roster order")
+	require.Equal(t, r.ID, msgs[0].Dispatch.Request.RFQID)
+	require.Equal(t, store.OutboxEvent, msgs[1].Kind)
 }
 
 // The events of a batch reach the outbox as one message per RFQ, each with
@@ -1085,7 +1088,7 @@ func TestOutboxListenerGetsWhatTheOutboxHolds(t *testing.T) {
 		require.Equal(t, w.ID, g.ID, "message %d", i)
 		require.Equal(t, w.Kind, g.Kind, "message %d", i)
 		require.True(t, w.CreatedAt.Equal(g.CreatedAt), "message %d: created %s, read back %s", i, g.CreatedAt, w.CreatedAt)
-		require.Equal(t, w.DedupeID(), g.DedupeID(), "message %d", i)
+		require.Equal(t, w.DedupeIDs(), g.DedupeIDs(), "message %d", i)
 		// What the relay publishes: the content, encoded.
 		wb, err := json.Marshal([]any{w.Dispatch, w.Events})
 		require.NoError(t, err)

@@ -1047,7 +1047,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	r2 := createRFQ(t, s, rfqOpts{Providers: []string{"p3"}})
 
 	ms := outbox(t, s)
-	require.Len(t, ms, 2+1+1+1)
+	require.Len(t, ms, 1+1+1+1, "a message of dispatches and a created event each")
 	for i := 1; i < len(ms); i++ {
 		require.Greater(t, ms[i].ID, ms[i-1].ID, "oldest first")
 	}
@@ -1063,7 +1063,8 @@ func testOutbox(t *testing.T, s store.Store) {
 			}
 			require.Equal(t, r.ProviderRequest(), m.Dispatch.Request)
 			require.Equal(t, r.CreatedAt, m.CreatedAt)
-			dispatched[r.ID] = append(dispatched[r.ID], m.Dispatch.Provider)
+			require.Empty(t, dispatched[r.ID], "one message of dispatches per RFQ")
+			dispatched[r.ID] = m.Dispatch.Providers
 		case store.OutboxEvent:
 			require.Len(t, m.Events, 1)
 			require.Equal(t, rydes.EventCreated, m.Events[0].Type)
@@ -1091,12 +1092,13 @@ func testOutbox(t *testing.T, s store.Store) {
 	ms = outbox(t, s)
 	seen := map[string]bool{}
 	for _, m := range ms {
-		id := m.DedupeID()
-		require.False(t, seen[id], "dedupe id %s is unique", id)
-		seen[id] = true
+		for _, id := range m.DedupeIDs() {
+			require.False(t, seen[id], "dedupe id %s is unique", id)
+			seen[id] = true
+		}
 	}
 	// The expiry's two events of r1 (timed out, expired) are one message.
-	require.Len(t, seen, 3+3+2, "3 dispatches, 3 messages of r1's 4 events, 2 of r2's")
+	require.Len(t, seen, 3+3+2, "3 dispatches (2 messages), 3 messages of r1's 4 events, 2 of r2's")
 
 	first, err := s.PendingOutbox(ctx, store.PendingOutboxParams{Limit: 2})
 	require.NoError(t, err)
@@ -1166,10 +1168,11 @@ func testListRFQs(t *testing.T, s store.Store) {
 
 func testDeleteOutbox(t *testing.T, s store.Store) {
 	ctx := rydestest.Context(t)
-	createRFQ(t, s, rfqOpts{})
-	createRFQ(t, s, rfqOpts{})
+	for range 4 {
+		createRFQ(t, s, rfqOpts{})
+	}
 	ms := outbox(t, s)
-	require.Len(t, ms, 8)
+	require.Len(t, ms, 8, "per RFQ, its dispatches and its created event")
 
 	ids := []int64{ms[0].ID, ms[2].ID, ms[5].ID}
 	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: ids}))
@@ -1213,6 +1216,7 @@ func testDeleteOutboxRaisesAcked(t *testing.T, s store.Store) {
 		return v, ok
 	}
 	require.Equal(t, "reconcile.acked.S", store.AckedSetting("S"))
+	createRFQ(t, s, rfqOpts{})
 	createRFQ(t, s, rfqOpts{})
 	ms := outbox(t, s)
 	require.Len(t, ms, 4)
