@@ -338,6 +338,43 @@ func TestPublishReportsFailures(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 }
 
+// A new RFQ's dispatches are one outbox message, published as a message
+// per provider on its subject, each with the provider's own id: published
+// again, none is stored twice.
+func TestPublishSendsADispatchToEachProvider(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	d := dispatchMsg(1, rfq1, "p1")
+	d.Dispatch.Providers = []string{"p1", "p2", "p3"}
+	require.Equal(t, []string{store.DispatchDedupeID(rfq1, "p1"), store.DispatchDedupeID(rfq1, "p2"), store.DispatchDedupeID(rfq1, "p3")}, d.DedupeIDs())
+
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, bb.streamMsgs(t, DispatchStream))
+	s, err := bb.js.Stream(ctx, DispatchStream)
+	require.NoError(t, err)
+	for _, p := range []string{"p1", "p2", "p3"} {
+		raw, err := s.GetLastMsgForSubject(ctx, DispatchSubject(p))
+		require.NoError(t, err, p)
+		require.Equal(t, store.DispatchDedupeID(rfq1, p), raw.Header.Get(jetstream.MsgIDHeader), p)
+		var req rydes.ProviderRequest
+		require.NoError(t, json.Unmarshal(raw.Data, &req))
+		require.Equal(t, d.Dispatch.Request, req, p)
+	}
+
+	// One provider that makes no subject fails the whole message, before
+	// anything of it is published.
+	bad := dispatchMsg(2, rfq2, "p1")
+	bad.Dispatch.Providers = []string{"p1", "not.a.provider"}
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{bad})
+	var perr *PublishError
+	require.ErrorAs(t, err, &perr)
+	require.Equal(t, int64(2), perr.Failed[0].ID)
+	require.EqualValues(t, 3, bb.streamMsgs(t, DispatchStream))
+}
+
 func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
