@@ -93,3 +93,24 @@ func TestSample(t *testing.T) {
 	l = &load{cfg: Config{SSESample: 0}}
 	require.False(t, l.sample())
 }
+
+// decodeObserved reads what the tracker needs of both kinds of message of
+// events, and refuses what is not events.
+func TestDecodeObserved(t *testing.T) {
+	const rfq = "019ac1f2-5e3a-7c41-9a6b-28353fa30e42"
+	evs, err := decodeObserved([]byte(`[{"rfq_id":"` + rfq + `","seq":2,"type":"quote","provider":"p1","at":"2026-11-26T10:00:00Z","quote":{"provider":"p1"}},` +
+		`{"rfq_id":"` + rfq + `","seq":3,"type":"complete","status":"complete"}]`))
+	require.NoError(t, err)
+	require.Equal(t, []rydes.Event{
+		{RFQID: rfq, Seq: 2, Type: rydes.EventQuote, Provider: "p1"},
+		{RFQID: rfq, Seq: 3, Type: rydes.EventComplete},
+	}, evs)
+	evs, err = decodeObserved([]byte(`{"rfq_id":"` + rfq + `","seq":1,"type":"created"}`))
+	require.NoError(t, err)
+	require.Equal(t, []rydes.Event{{RFQID: rfq, Seq: 1, Type: rydes.EventCreated}}, evs)
+	for _, bad := range []string{``, `[]`, `{"type":"io.nats.jetstream.api.v1.stream_info_response"}`,
+		`[{"rfq_id":"` + rfq + `","seq":1,"type":"created"},{"rfq_id":"` + rfq + `","seq":3,"type":"quote"}]`} {
+		_, err := decodeObserved([]byte(bad))
+		require.Error(t, err, bad)
+	}
+}
