@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes"
@@ -148,10 +149,23 @@ func (br *broker) answers(t *testing.T) map[string]rydes.Answer {
 	return maps.Clone(br.st.answers)
 }
 
+// waitQueueEmpty waits until provider settled every request: none is left
+// on its subject of the dispatch stream (a work queue, which drops what was
+// acked) nor pending on its queue. The stream's count is exact as soon as a
+// publish returns; the queue's counts may lag a message just stored.
 func (br *broker) waitQueueEmpty(t *testing.T, provider string) {
 	t.Helper()
+	ctx := rydestest.Context(t)
+	subject := bus.DispatchSubject(provider)
 	rydestest.WaitFor(t, provider+"'s queue to be empty", func() bool {
-		qi, err := br.bus.QueueInfo(rydestest.Context(t), provider)
+		s, err := br.bus.JetStream().Stream(ctx, bus.DispatchStream)
+		require.NoError(t, err)
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+		require.NoError(t, err)
+		if info.State.Subjects[subject] != 0 {
+			return false
+		}
+		qi, err := br.bus.QueueInfo(ctx, provider)
 		require.NoError(t, err)
 		return qi.Pending == 0 && qi.InFlight == 0
 	})
