@@ -56,19 +56,13 @@ type observedEvent struct {
 	Provider string          `json:"provider"`
 }
 
-// decodeObserved decodes a message of events (a JSON array of one RFQ's
-// events, or one event as an object, as store.DecodeEvents reads them)
-// into the fields the tracker reads: the bench shares the CPU with an
-// in-process rydes, and decoding each event whole (its time, its quote)
+// decodeObserved decodes a message of events (as store.DecodeEvents
+// does) into the fields the tracker reads: the bench shares the CPU with
+// an in-process rydes, and decoding each event whole (its time, its quote)
 // took half as long again.
 func decodeObserved(data []byte) ([]rydes.Event, error) {
-	var obs []observedEvent
-	if body := bytes.TrimLeft(data, " \t\r\n"); len(body) > 0 && body[0] == '{' {
-		obs = make([]observedEvent, 1)
-		if err := json.Unmarshal(data, &obs[0]); err != nil {
-			return nil, err
-		}
-	} else if err := json.Unmarshal(data, &obs); err != nil {
+	obs, err := store.UnmarshalEvents[observedEvent](data)
+	if err != nil {
 		return nil, err
 	}
 	events := make([]rydes.Event, len(obs))

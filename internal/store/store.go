@@ -466,20 +466,33 @@ func CheckEvents(events []rydes.Event) error {
 // event as a JSON object, as rydes wrote before it grouped events; and
 // checks them with CheckEvents.
 func DecodeEvents(data []byte) ([]rydes.Event, error) {
-	var events []rydes.Event
-	if body := bytes.TrimLeft(data, " \t\r\n"); len(body) > 0 && body[0] == '{' {
-		var ev rydes.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, err
-		}
-		events = []rydes.Event{ev}
-	} else if err := json.Unmarshal(data, &events); err != nil {
+	events, err := UnmarshalEvents[rydes.Event](data)
+	if err != nil {
 		return nil, err
 	}
 	if err := CheckEvents(events); err != nil {
 		return nil, err
 	}
 	return events, nil
+}
+
+// UnmarshalEvents decodes the content of an event message into Ts:
+// rydes.Event, or a type with only the fields a reader needs. The content
+// is a JSON array, or one JSON object, as rydes wrote before it grouped
+// events. It checks nothing else; DecodeEvents does.
+func UnmarshalEvents[T any](data []byte) ([]T, error) {
+	if body := bytes.TrimLeft(data, " \t\r\n"); len(body) > 0 && body[0] == '{' {
+		one := make([]T, 1)
+		if err := json.Unmarshal(data, &one[0]); err != nil {
+			return nil, err
+		}
+		return one, nil
+	}
+	var list []T
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // GroupEvents splits events, in the order emitted, into the events of

@@ -14,10 +14,11 @@ import (
 
 // CreateRFQ stores a new open RFQ with its roster, its notify URL and
 // notify secret, and, in the same transaction, the dispatch to every asked
-// provider (one outbox row) and the created event (seq 1). It fails with ECONFLICT if the id
-// exists, and with EINVALID if the RFQ is not a new one: not open, with no
-// provider, a provider asked twice or one not pending, or with a notify
-// secret but no notify URL, or an invalid notify URL.
+// provider (one outbox row) and the created event (seq 1). It fails with
+// ECONFLICT if the id exists, and with EINVALID if the RFQ is not a new
+// one: not open, with no provider, a provider asked twice or one not
+// pending, or with a notify secret but no notify URL, or an invalid notify
+// URL.
 func (s *Store) CreateRFQ(ctx context.Context, p store.CreateRFQParams) error {
 	r := p.RFQ
 	if err := checkNewRFQ(&r); err != nil {
