@@ -156,14 +156,15 @@ func (br *broker) answers(t *testing.T) map[string]rydes.Answer {
 func (br *broker) waitQueueEmpty(t *testing.T, provider string) {
 	t.Helper()
 	ctx := rydestest.Context(t)
-	subject := bus.DispatchSubject(provider)
 	rydestest.WaitFor(t, provider+"'s queue to be empty", func() bool {
 		s, err := br.bus.JetStream().Stream(ctx, bus.DispatchStream)
 		require.NoError(t, err)
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
-		require.NoError(t, err)
-		if info.State.Subjects[subject] != 0 {
-			return false
+		for _, f := range bus.DispatchFilters(provider) {
+			info, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
+			require.NoError(t, err)
+			if len(info.State.Subjects) != 0 {
+				return false
+			}
 		}
 		qi, err := br.bus.QueueInfo(ctx, provider)
 		require.NoError(t, err)
@@ -263,7 +264,7 @@ func TestRunWithProviderCredentials(t *testing.T) {
 	declined := br.dispatch(t, "p1", "flaky")
 	br.dispatch(t, "p1", "silent")
 	// An unreadable request is terminated.
-	_, err = br.bus.JetStream().Publish(ctx, bus.DispatchSubject("p1"), []byte("not json"))
+	_, err = br.bus.JetStream().Publish(ctx, bus.DispatchSubject("p1", rydes.NewID()), []byte("not json"))
 	require.NoError(t, err)
 
 	// The queue's counts lag the publication a moment: wait for the

@@ -642,8 +642,8 @@ func (q queues) QueueInfo(ctx context.Context, provider string) (registry.QueueI
 	return registry.QueueInfo{Pending: qi.Pending, InFlight: qi.InFlight, Oldest: qi.Oldest}, err
 }
 
-func (q queues) Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest, dedupeID string) error {
-	return q.b.Redispatch(ctx, provider, req, dedupeID)
+func (q queues) Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest) error {
+	return q.b.Redispatch(ctx, provider, req)
 }
 
 // disconnect closes a provider's connections to the embedded broker. On an

@@ -258,8 +258,8 @@ func TestProviderIsolation(t *testing.T) {
 	})
 	t.Run("3 subscribe to dispatch subjects", func(t *testing.T) {
 		a.subscribeRefused(t, "rydes.dispatch.>")
-		a.subscribeRefused(t, DispatchSubject("B"))
-		a.subscribeRefused(t, DispatchSubject("A"))
+		a.subscribeRefused(t, DispatchSubject("B", rydes.NewID()))
+		a.subscribeRefused(t, DispatchFilters("A")[0])
 	})
 	t.Run("4 subscribe to other inboxes", func(t *testing.T) {
 		for _, subject := range []string{"_INBOX.>", ProviderInboxPrefix("B") + ".>", ">"} {
@@ -305,12 +305,12 @@ func TestProviderIsolation(t *testing.T) {
 	})
 	t.Run("7 manage consumers", func(t *testing.T) {
 		a.refused(t, `Publish to "$JS.API.CONSUMER.CREATE.`+DispatchStream+`.evil.rydes.dispatch.B"`, func(ctx context.Context) error {
-			_, err := a.js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{Durable: "evil", FilterSubject: DispatchSubject("B")})
+			_, err := a.js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{Durable: "evil", FilterSubject: DispatchFilters("B")[1]})
 			return err
 		})
 		// Widening its own queue to B's requests.
 		a.refused(t, `Publish to "$JS.API.CONSUMER.CREATE.`+DispatchStream+`.provider-A.rydes.dispatch.B"`, func(ctx context.Context) error {
-			_, err := a.js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{Durable: ProviderQueue("A"), FilterSubject: DispatchSubject("B")})
+			_, err := a.js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{Durable: ProviderQueue("A"), FilterSubject: DispatchFilters("B")[1]})
 			return err
 		})
 		a.refused(t, `Publish to "$JS.API.CONSUMER.CREATE.`+EventsStream+`.`, func(ctx context.Context) error {
@@ -334,7 +334,7 @@ func TestProviderIsolation(t *testing.T) {
 		a.publishRefused(t, "$JS.ACK."+bQueue+".1.2.1.1767225600000000000.0", []byte("+ACK"))
 	})
 	t.Run("10 publish requests or events", func(t *testing.T) {
-		a.publishRefused(t, DispatchSubject("B"), []byte(`{}`))
+		a.publishRefused(t, DispatchSubject("B", rydes.NewID()), []byte(`{}`))
 		a.publishRefused(t, EventSubject(rfq2, rydes.EventComplete, 3), []byte(`{}`))
 	})
 

@@ -4,7 +4,8 @@
 //
 // Two streams carry what rydes publishes:
 //
-//	RYDES_DISPATCH  rydes.dispatch.<provider>        work queue: one durable
+//	RYDES_DISPATCH  rydes.dispatch.<provider>.<rfq id>
+//	                                                 work queue: one durable
 //	                                                 consumer per provider IS
 //	                                                 that provider's queue
 //	RYDES_EVENTS    rydes.events.<rfq id>.<type>.<seq>
@@ -26,8 +27,13 @@
 // drops its oldest events (DiscardOld): the store holds every RFQ's state,
 // events are only a window onto it.
 //
-// Every publication carries a Nats-Msg-Id, so re-publishing within the
-// streams' duplicate window stores nothing twice.
+// Re-publishing stores nothing twice. A request goes to a subject of its
+// own per provider and RFQ, published only if that subject holds nothing
+// (Nats-Expected-Last-Subject-Sequence 0): while the provider has not
+// acknowledged it, the broker's per-subject index, which it keeps anyway,
+// refuses a second copy, and costs nothing once the request is gone. A
+// message of events carries a Nats-Msg-Id, which the broker remembers for
+// its duplicate window.
 //
 // The embedded server can authenticate providers (EmbeddedConfig.Providers):
 // each then connects with its own credentials and may only pull from its
@@ -55,7 +61,7 @@ import (
 
 // Stream names.
 const (
-	DispatchStream = "RYDES_DISPATCH" // requests, one subject per provider
+	DispatchStream = "RYDES_DISPATCH" // requests, one subject per provider and RFQ
 	EventsStream   = "RYDES_EVENTS"   // RFQ events
 	// AnswersStream held answers before they were sent as requests to
 	// rydes (ServeAnswers); a Bus drains and deletes it where it remains.
@@ -137,8 +143,21 @@ const (
 	publishMaxPending = 4096
 )
 
-// DispatchSubject is the subject requests for provider are published on.
-func DispatchSubject(provider string) string { return DispatchSubjectPrefix + provider }
+// DispatchSubject is the subject the request of RFQ rfqID to provider is
+// published on: "rydes.dispatch.<provider>.<rfq id>". As a request's
+// subject is its own, the broker stores it only once while it is held
+// (see Publish).
+func DispatchSubject(provider, rfqID string) string {
+	return DispatchSubjectPrefix + provider + "." + rfqID
+}
+
+// DispatchFilters are the subjects of provider's queue: its requests
+// ("rydes.dispatch.<provider>.*"), and "rydes.dispatch.<provider>", where
+// rydes published them before each had a subject of its own, so that a
+// queue updated in place still delivers those.
+func DispatchFilters(provider string) []string {
+	return []string{DispatchSubjectPrefix + provider + ".*", DispatchSubjectPrefix + provider}
+}
 
 // AnswerSubject is the subject provider publishes its answers on.
 func AnswerSubject(provider string) string { return AnswerSubjectPrefix + provider }
@@ -275,12 +294,15 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        DispatchStream,
-			Description: "rydes: requests for quotes, one subject (and one durable consumer) per provider",
-			Subjects:    []string{DispatchSubjectPrefix + "*"},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			Duplicates:  DuplicateWindow,
+			Description: "rydes: requests for quotes, one subject per provider and request, one durable consumer per provider",
+			// rydes.dispatch.<provider>.<rfq id>, and the one subject per
+			// provider of the requests rydes published before.
+			Subjects:  []string{DispatchSubjectPrefix + "*.*", DispatchSubjectPrefix + "*"},
+			Retention: jetstream.WorkQueuePolicy,
+			Storage:   jetstream.FileStorage,
+			Replicas:  replicas,
+			// No message ids: a request is deduplicated by its subject.
+			Duplicates: DuplicateWindow,
 			// A request older than MaxAge is long past its deadline (at
 			// most rydes.DefaultMaxTimeout); no bound drops a live one
 			// silently: a full stream refuses new requests instead.
@@ -362,15 +384,15 @@ type PublishError struct {
 // FailedMessage is one broker message of an outbox message that could not
 // be published; an outbox message with one failed was not published.
 type FailedMessage struct {
-	ID       int64 // OutboxMessage.ID
-	DedupeID string
-	Err      error
+	ID      int64  // OutboxMessage.ID
+	Subject string // the broker message's, if it got one
+	Err     error
 }
 
 // Error implements error.
 func (e *PublishError) Error() string {
 	f := e.Failed[0]
-	return fmt.Sprintf("publish outbox: %d broker messages of %d outbox messages failed; first, %s: %v", len(e.Failed), e.Total, f.DedupeID, f.Err)
+	return fmt.Sprintf("publish outbox: %d broker messages of %d outbox messages failed; first, of outbox message %d: %v", len(e.Failed), e.Total, f.ID, f.Err)
 }
 
 // Unwrap returns the errors of the failed messages.
@@ -393,12 +415,16 @@ func (e *PublishError) Unwrap() []error {
 // by the broker (store.DeleteOutboxParams.Acked). The map is empty for no
 // messages, and nil with an error. Every ack is also noted for TakeAckedSeq.
 //
-// A dispatch is a broker message per provider, to DispatchSubject(provider)
-// with the rydes.ProviderRequest as JSON; events (one RFQ's, of one write)
-// one message to the EventSubject of the last of them, with the
-// rydes.Events as a JSON array. Either body is msg.Payload, if set (an
-// older outbox row's payload of events is one event, an object). Each
-// carries its Nats-Msg-Id (msg.DedupeIDs) and HeaderRFQID.
+// A dispatch is a broker message per provider, to DispatchSubject(provider,
+// rfq) with the rydes.ProviderRequest as JSON, published only if that
+// subject holds nothing (Nats-Expected-Last-Subject-Sequence 0): a request
+// published before and not yet acknowledged by its provider is the one
+// stored (see storeDispatchAgain). Events (one RFQ's, of one write) are one
+// message to the EventSubject of the last of them, with the rydes.Events
+// as a JSON array and the Nats-Msg-Id "event.<rfq id>.<seq>" of the last,
+// which readers check (DecodeEvents). Either body is msg.Payload, if set
+// (an older outbox row's payload of events is one event, an object). Each
+// carries HeaderRFQID.
 func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[string]uint64, error) {
 	if err := b.enter(); err != nil {
 		return nil, fmt.Errorf("publish outbox: %w", err)
@@ -410,23 +436,30 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 
 	perr := &PublishError{Total: len(msgs)}
 	acked := map[string]uint64{}
+	noteAck := func(ack *jetstream.PubAck) {
+		b.acks.note(ack)
+		if ack != nil && ack.Sequence > acked[ack.Stream] {
+			acked[ack.Stream] = ack.Sequence
+		}
+	}
 	type inflight struct {
 		msg    *store.OutboxMessage
 		future jetstream.PubAckFuture
 	}
 	futures := make([]inflight, 0, publishWindow)
+	var taken []inflight // dispatches whose subject held a message already
 	// await waits for the acks of what is in flight.
 	await := func() error {
 		for _, p := range futures {
 			select {
 			case ack := <-p.future.Ok():
-				// Stored, or a duplicate of a message stored before: both fine.
-				b.acks.note(ack)
-				if ack != nil && ack.Sequence > acked[ack.Stream] {
-					acked[ack.Stream] = ack.Sequence
-				}
+				noteAck(ack) // stored, or a duplicate of events stored before: both fine
 			case err := <-p.future.Err():
-				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, DedupeID: p.future.Msg().Header.Get(jetstream.MsgIDHeader), Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
+				if nm := p.future.Msg(); isWrongLastSeq(err) && strings.HasPrefix(nm.Subject, DispatchSubjectPrefix) {
+					taken = append(taken, p)
+					continue
+				}
+				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, Subject: p.future.Msg().Subject, Err: fmt.Errorf("publish to %s: %w", p.future.Msg().Subject, err)})
 			case <-ctx.Done():
 				return fmt.Errorf("publish outbox: waiting for acks: %w", ctx.Err())
 			case <-b.done:
@@ -434,13 +467,23 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 			}
 		}
 		futures = futures[:0]
+		// Rare: a re-publication, or something else on the subject.
+		for _, p := range taken {
+			ack, err := b.storeDispatchAgain(ctx, p.future.Msg())
+			if err != nil {
+				perr.Failed = append(perr.Failed, FailedMessage{ID: p.msg.ID, Subject: p.future.Msg().Subject, Err: err})
+				continue
+			}
+			noteAck(ack)
+		}
+		taken = taken[:0]
 		return nil
 	}
 	for i := range msgs {
 		m := &msgs[i]
 		nms, err := outboxNATSMsgs(m)
 		if err != nil {
-			perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: fmt.Sprintf("outbox#%d", m.ID), Err: err})
+			perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, Err: err})
 			continue
 		}
 		for _, nm := range nms {
@@ -451,7 +494,7 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 			}
 			f, err := b.js.PublishMsgAsync(nm)
 			if err != nil {
-				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, DedupeID: nm.Header.Get(jetstream.MsgIDHeader), Err: fmt.Errorf("publish to %s: %w", nm.Subject, err)})
+				perr.Failed = append(perr.Failed, FailedMessage{ID: m.ID, Subject: nm.Subject, Err: fmt.Errorf("publish to %s: %w", nm.Subject, err)})
 				continue
 			}
 			futures = append(futures, inflight{msg: m, future: f})
@@ -466,6 +509,52 @@ func (b *Bus) Publish(ctx context.Context, msgs []store.OutboxMessage) (map[stri
 	return acked, nil
 }
 
+// isWrongLastSeq reports whether err is JetStream's refusal of a message
+// whose Nats-Expected-Last-Subject-Sequence is not its subject's last
+// sequence (a replicated stream reports it with a code of its own).
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// dispatchStoreAttempts bounds storeDispatchAgain's reads and publications.
+const dispatchStoreAttempts = 3
+
+// storeDispatchAgain settles the publication of dispatch nm, which the
+// stream refused because its subject held a message. If the subject's last
+// message is a request for the same RFQ, that is nm published before and
+// still held: nm counts as stored, at that message's sequence. If it is
+// something else that landed on the subject first (a server response sent
+// there as a reply subject, say), nm is published after it; if the subject
+// is empty again (its provider acknowledged what it held), nm is published
+// again, and the provider may see a request twice, as after any
+// redelivery.
+func (b *Bus) storeDispatchAgain(ctx context.Context, nm *nats.Msg) (*jetstream.PubAck, error) {
+	for range dispatchStoreAttempts {
+		last, err := b.dispatch.GetLastMsgForSubject(ctx, nm.Subject)
+		var expect uint64
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("publish to %s: read what its subject holds: %w", nm.Subject, err)
+		case last.Header.Get(HeaderRFQID) == nm.Header.Get(HeaderRFQID):
+			return &jetstream.PubAck{Stream: DispatchStream, Sequence: last.Sequence, Duplicate: true}, nil
+		default:
+			expect = last.Sequence
+		}
+		nm.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+		ack, err := b.js.PublishMsg(ctx, nm)
+		if err == nil || !isWrongLastSeq(err) {
+			if err != nil {
+				return nil, fmt.Errorf("publish to %s: %w", nm.Subject, err)
+			}
+			return ack, nil
+		}
+	}
+	return nil, fmt.Errorf("publish to %s: what its subject holds changed %d times in a row", nm.Subject, dispatchStoreAttempts)
+}
+
 // outboxNATSMsgs returns the broker messages that publish m.
 func outboxNATSMsgs(m *store.OutboxMessage) ([]*nats.Msg, error) {
 	var (
@@ -477,6 +566,10 @@ func outboxNATSMsgs(m *store.OutboxMessage) ([]*nats.Msg, error) {
 		if m.Dispatch == nil || len(m.Dispatch.Providers) == 0 {
 			return nil, fmt.Errorf("outbox message %d: dispatch without content", m.ID)
 		}
+		rfqID := m.Dispatch.Request.RFQID
+		if !subjectToken(rfqID) {
+			return nil, fmt.Errorf("outbox message %d: RFQ id %q does not make a subject", m.ID, rfqID)
+		}
 		for _, p := range m.Dispatch.Providers {
 			if err := rydes.ValidateProviderID(p); err != nil {
 				return nil, fmt.Errorf("outbox message %d: dispatch to %q: %w", m.ID, p, err)
@@ -487,10 +580,9 @@ func outboxNATSMsgs(m *store.OutboxMessage) ([]*nats.Msg, error) {
 				return nil, fmt.Errorf("outbox message %d: encode: %w", m.ID, err)
 			}
 		}
-		ids := m.DedupeIDs()
 		nms := make([]*nats.Msg, len(m.Dispatch.Providers))
 		for i, p := range m.Dispatch.Providers {
-			nms[i] = newOutboxNATSMsg(DispatchSubject(p), body, ids[i], m.Dispatch.Request.RFQID)
+			nms[i] = newDispatchNATSMsg(p, rfqID, body)
 		}
 		return nms, nil
 	case store.OutboxEvent:
@@ -509,17 +601,27 @@ func outboxNATSMsgs(m *store.OutboxMessage) ([]*nats.Msg, error) {
 				return nil, fmt.Errorf("outbox message %d: encode: %w", m.ID, err)
 			}
 		}
-		return []*nats.Msg{newOutboxNATSMsg(EventSubject(last.RFQID, last.Type, last.Seq), body, m.DedupeIDs()[0], last.RFQID)}, nil
+		nm := nats.NewMsg(EventSubject(last.RFQID, last.Type, last.Seq))
+		nm.Data = body
+		nm.Header.Set(jetstream.MsgIDHeader, EventsMsgID(last))
+		nm.Header.Set(HeaderRFQID, last.RFQID)
+		return []*nats.Msg{nm}, nil
 	default:
 		return nil, fmt.Errorf("outbox message %d: unknown kind %q", m.ID, m.Kind)
 	}
 }
 
-// newOutboxNATSMsg returns a broker message of an outbox message.
-func newOutboxNATSMsg(subject string, body []byte, dedupeID, rfqID string) *nats.Msg {
-	nm := nats.NewMsg(subject)
+// EventsMsgID is the Nats-Msg-Id of a message of events whose last is
+// last: "event.<rfq id>.<seq>". A final event that reconciliation
+// publishes again alone has the id of the message that carried it.
+func EventsMsgID(last rydes.Event) string { return "event." + last.ID() }
+
+// newDispatchNATSMsg returns the broker message of the request of RFQ
+// rfqID to provider, body: stored only if its subject holds nothing.
+func newDispatchNATSMsg(provider, rfqID string, body []byte) *nats.Msg {
+	nm := nats.NewMsg(DispatchSubject(provider, rfqID))
 	nm.Data = body
-	nm.Header.Set(jetstream.MsgIDHeader, dedupeID)
+	nm.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	nm.Header.Set(HeaderRFQID, rfqID)
 	return nm
 }
@@ -531,7 +633,7 @@ func subjectToken(s string) bool {
 
 // EnsureProviderQueue creates provider's queue, or updates it to the
 // current configuration: the durable pull consumer ProviderQueue(provider)
-// on DispatchStream, filtered to DispatchSubject(provider), that
+// on DispatchStream, filtered to DispatchFilters(provider), that
 // redelivers a request until it is acked. Requests published for the
 // provider before its queue existed are in it.
 func (b *Bus) EnsureProviderQueue(ctx context.Context, provider string) error {
@@ -539,13 +641,15 @@ func (b *Bus) EnsureProviderQueue(ctx context.Context, provider string) error {
 		return fmt.Errorf("ensure queue of provider %q: %w", provider, err)
 	}
 	_, err := b.js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{
-		Durable:       ProviderQueue(provider),
-		Description:   "rydes: requests for provider " + provider,
-		FilterSubject: DispatchSubject(provider),
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.cfg.AckWait,
-		MaxAckPending: ProviderMaxAckPending,
+		Durable:     ProviderQueue(provider),
+		Description: "rydes: requests for provider " + provider,
+		// FilterSubjects, not FilterSubject: a queue made before requests
+		// had subjects of their own is updated to these.
+		FilterSubjects: DispatchFilters(provider),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        b.cfg.AckWait,
+		MaxAckPending:  ProviderMaxAckPending,
 		// Redeliver until acked: an RFQ's deadline, not the queue, decides
 		// when a request no longer matters.
 		MaxDeliver: -1,
@@ -566,8 +670,10 @@ func (b *Bus) DeleteProviderQueue(ctx context.Context, provider string) error {
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("delete queue of provider %s: %w", provider, err)
 	}
-	if err := b.dispatch.Purge(ctx, jetstream.WithPurgeSubject(DispatchSubject(provider))); err != nil {
-		return fmt.Errorf("delete queue of provider %s: purge: %w", provider, err)
+	for _, f := range DispatchFilters(provider) {
+		if err := b.dispatch.Purge(ctx, jetstream.WithPurgeSubject(f)); err != nil {
+			return fmt.Errorf("delete queue of provider %s: purge %s: %w", provider, f, err)
+		}
 	}
 	return nil
 }
@@ -620,29 +726,31 @@ func (b *Bus) QueueInfo(ctx context.Context, provider string) (QueueInfo, error)
 		return qi, nil
 	}
 	// DispatchStream is a work queue: a request leaves it when acked, so
-	// the first message on the provider's subject is the oldest unacked.
-	m, err := b.dispatch.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(DispatchSubject(provider)))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		// Acked between the two calls.
-	case err != nil:
-		return QueueInfo{}, fmt.Errorf("queue info of provider %s: oldest request: %w", provider, err)
-	default:
-		qi.Oldest = m.Time.UTC()
+	// the first message on the provider's subjects is the oldest unacked.
+	for _, f := range DispatchFilters(provider) {
+		m, err := b.dispatch.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(f))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// None there, or acked between the calls.
+		case err != nil:
+			return QueueInfo{}, fmt.Errorf("queue info of provider %s: oldest request: %w", provider, err)
+		case qi.Oldest.IsZero() || m.Time.Before(qi.Oldest):
+			qi.Oldest = m.Time.UTC()
+		}
 	}
 	return qi, nil
 }
 
 // Redispatch puts req on provider's queue again, as Publish does a
-// dispatch, with dedupeID as its Nats-Msg-Id: a second Redispatch with the
-// same id within DuplicateWindow stores nothing. It returns once JetStream
-// stored the request (or recognised the duplicate).
-func (b *Bus) Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest, dedupeID string) error {
+// dispatch: if the queue still holds the request (its provider has not
+// acknowledged it), it stores nothing more. It returns once JetStream
+// stored the request (or found it held).
+func (b *Bus) Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest) error {
 	if err := rydes.ValidateProviderID(provider); err != nil {
 		return fmt.Errorf("redispatch to provider %q: %w", provider, err)
 	}
-	if dedupeID == "" {
-		return fmt.Errorf("redispatch to provider %s: a dedupe id is required", provider)
+	if !subjectToken(req.RFQID) {
+		return fmt.Errorf("redispatch to provider %s: RFQ id %q does not make a subject", provider, req.RFQID)
 	}
 	if err := b.enter(); err != nil {
 		return fmt.Errorf("redispatch to provider %s: %w", provider, err)
@@ -652,11 +760,12 @@ func (b *Bus) Redispatch(ctx context.Context, provider string, req rydes.Provide
 	if err != nil {
 		return fmt.Errorf("redispatch to provider %s: encode: %w", provider, err)
 	}
-	nm := nats.NewMsg(DispatchSubject(provider))
-	nm.Data = body
-	nm.Header.Set(jetstream.MsgIDHeader, dedupeID)
-	nm.Header.Set(HeaderRFQID, req.RFQID)
-	if _, err := b.js.PublishMsg(ctx, nm); err != nil {
+	nm := newDispatchNATSMsg(provider, req.RFQID, body)
+	_, err = b.js.PublishMsg(ctx, nm)
+	if isWrongLastSeq(err) {
+		_, err = b.storeDispatchAgain(ctx, nm)
+	}
+	if err != nil {
 		return fmt.Errorf("redispatch %s to provider %s: %w", req.RFQID, provider, err)
 	}
 	return nil

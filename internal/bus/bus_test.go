@@ -165,7 +165,7 @@ func TestStreamsConfig(t *testing.T) {
 	}{
 		// The work queues refuse what does not fit rather than drop what
 		// nobody took yet; events are a window, the oldest go first.
-		DispatchStream: {[]string{"rydes.dispatch.*"}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs},
+		DispatchStream: {[]string{"rydes.dispatch.*.*", "rydes.dispatch.*"}, jetstream.WorkQueuePolicy, jetstream.DiscardNew, DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs},
 		EventsStream:   {[]string{"rydes.events.>"}, jetstream.LimitsPolicy, jetstream.DiscardOld, DefaultEventsMaxBytes, DefaultEventsMaxMsgs},
 	}
 	for name, w := range want {
@@ -192,7 +192,8 @@ func TestStreamsConfig(t *testing.T) {
 	require.NoError(t, err)
 	b2.Close()
 
-	require.Equal(t, "rydes.dispatch.p1", DispatchSubject("p1"))
+	require.Equal(t, "rydes.dispatch.p1."+rfq1, DispatchSubject("p1", rfq1))
+	require.Equal(t, []string{"rydes.dispatch.p1.*", "rydes.dispatch.p1"}, DispatchFilters("p1"))
 	require.Equal(t, "rydes.answers.p1", AnswerSubject("p1"))
 	require.Equal(t, "rydes.events."+rfq1+".quote.2", EventSubject(rfq1, rydes.EventQuote, 2))
 	require.Equal(t, "provider-p1", ProviderQueue("p1"))
@@ -221,7 +222,7 @@ func TestFullDispatchStreamRefusesNewRequests(t *testing.T) {
 	require.NoError(t, err)
 	m, err := s.GetMsg(ctx, 1)
 	require.NoError(t, err)
-	require.Equal(t, DispatchSubject("p1"), m.Subject, "the oldest request is still there")
+	require.Equal(t, DispatchSubject("p1", rfq1), m.Subject, "the oldest request is still there")
 
 	// Once a provider took one, there is room again.
 	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
@@ -339,14 +340,13 @@ func TestPublishReportsFailures(t *testing.T) {
 }
 
 // A new RFQ's dispatches are one outbox message, published as a message
-// per provider on its subject, each with the provider's own id: published
+// per provider on a subject of its own, with no message id: published
 // again, none is stored twice.
 func TestPublishSendsADispatchToEachProvider(t *testing.T) {
 	bb := setup(t, false)
 	ctx := rydestest.Context(t)
 	d := dispatchMsg(1, rfq1, "p1")
 	d.Dispatch.Providers = []string{"p1", "p2", "p3"}
-	require.Equal(t, []string{store.DispatchDedupeID(rfq1, "p1"), store.DispatchDedupeID(rfq1, "p2"), store.DispatchDedupeID(rfq1, "p3")}, d.DedupeIDs())
 
 	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{d})
 	require.NoError(t, err)
@@ -356,9 +356,10 @@ func TestPublishSendsADispatchToEachProvider(t *testing.T) {
 	s, err := bb.js.Stream(ctx, DispatchStream)
 	require.NoError(t, err)
 	for _, p := range []string{"p1", "p2", "p3"} {
-		raw, err := s.GetLastMsgForSubject(ctx, DispatchSubject(p))
+		raw, err := s.GetLastMsgForSubject(ctx, DispatchSubject(p, rfq1))
 		require.NoError(t, err, p)
-		require.Equal(t, store.DispatchDedupeID(rfq1, p), raw.Header.Get(jetstream.MsgIDHeader), p)
+		require.Empty(t, raw.Header.Get(jetstream.MsgIDHeader), "the broker keeps no id of %s's request", p)
+		require.Equal(t, rfq1, raw.Header.Get(HeaderRFQID), p)
 		var req rydes.ProviderRequest
 		require.NoError(t, json.Unmarshal(raw.Data, &req))
 		require.Equal(t, d.Dispatch.Request, req, p)
@@ -397,7 +398,8 @@ func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 	cons, err := bb.js.Consumer(ctx, DispatchStream, ProviderQueue("p1"))
 	require.NoError(t, err)
 	info := cons.CachedInfo().Config
-	require.Equal(t, DispatchSubject("p1"), info.FilterSubject)
+	require.Equal(t, DispatchFilters("p1"), info.FilterSubjects)
+	require.Empty(t, info.FilterSubject)
 	require.Equal(t, jetstream.AckExplicitPolicy, info.AckPolicy)
 	require.Equal(t, DefaultAckWait, info.AckWait)
 	require.Equal(t, 1000, info.MaxAckPending)
@@ -405,7 +407,7 @@ func TestDispatchLandsOnItsProvidersQueueOnly(t *testing.T) {
 
 	m, err := cons.Next(jetstream.FetchContext(ctx))
 	require.NoError(t, err)
-	require.Equal(t, store.DispatchDedupeID(rfq1, "p1"), m.Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, DispatchSubject("p1", rfq1), m.Subject())
 	require.Equal(t, rfq1, m.Headers().Get(HeaderRFQID))
 	var req rydes.ProviderRequest
 	require.NoError(t, json.Unmarshal(m.Data(), &req))
@@ -548,7 +550,7 @@ func TestUnboundedStreamsOfBeforeAreBounded(t *testing.T) {
 		_, err := js.CreateStream(ctx, sc)
 		require.NoError(t, err, sc.Name)
 	}
-	_, err = js.Publish(ctx, DispatchSubject("p1"), []byte(`{}`))
+	_, err = js.Publish(ctx, DispatchSubject("p1", rfq1), []byte(`{}`))
 	require.NoError(t, err)
 	b, err := New(ctx, nc, Config{Logger: rydestest.Logger(t)})
 	require.NoError(t, err)
@@ -575,7 +577,7 @@ func TestPublishSendsThePayloadAsStored(t *testing.T) {
 
 	s, err := bb.js.Stream(ctx, DispatchStream)
 	require.NoError(t, err)
-	raw, err := s.GetLastMsgForSubject(ctx, DispatchSubject("p1"))
+	raw, err := s.GetLastMsgForSubject(ctx, DispatchSubject("p1", rfq1))
 	require.NoError(t, err)
 	require.Equal(t, string(d.Payload), string(raw.Data))
 	s, err = bb.js.Stream(ctx, EventsStream)

@@ -88,31 +88,150 @@ func TestRedispatch(t *testing.T) {
 	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
 	req := dispatchMsg(1, rfq1, "p1").Dispatch.Request
 
-	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req, "replay.7.1"))
-	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req, "replay.7.1"), "a duplicate is not an error")
+	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req))
+	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req), "a request the queue holds is not an error")
 	bb.waitQueueInfo(t, "p1", QueueInfo{Pending: 1})
-	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream), "the same dedupe id is stored once")
+	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream), "a request the queue holds is stored once")
 
 	cons, err := bb.js.Consumer(ctx, DispatchStream, ProviderQueue("p1"))
 	require.NoError(t, err)
 	m, err := cons.Next(jetstream.FetchContext(ctx))
 	require.NoError(t, err)
-	require.Equal(t, DispatchSubject("p1"), m.Subject())
-	require.Equal(t, "replay.7.1", m.Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, DispatchSubject("p1", rfq1), m.Subject())
 	require.Equal(t, rfq1, m.Headers().Get(HeaderRFQID))
 	var got rydes.ProviderRequest
 	require.NoError(t, json.Unmarshal(m.Data(), &got))
 	require.Equal(t, req, got)
 	require.NoError(t, m.DoubleAck(ctx))
 
-	// Another id is another delivery, even of a request dispatched before.
+	// Once the provider acknowledged it, a redispatch is another delivery.
 	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{dispatchMsg(2, rfq2, "p1")})
 	require.NoError(t, err)
-	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req, "replay.7.2"))
+	require.NoError(t, bb.bus.Redispatch(ctx, "p1", req))
 	bb.waitQueueInfo(t, "p1", QueueInfo{Pending: 2})
 
-	require.Error(t, bb.bus.Redispatch(ctx, "p.1", req, "x"))
-	require.Error(t, bb.bus.Redispatch(ctx, "p1", req, ""))
+	require.Error(t, bb.bus.Redispatch(ctx, "p.1", req))
+	bad := req
+	bad.RFQID = "a.b"
+	require.Error(t, bb.bus.Redispatch(ctx, "p1", bad))
 	bb.bus.Close()
-	require.ErrorContains(t, bb.bus.Redispatch(ctx, "p1", req, "replay.7.3"), "closed")
+	require.ErrorContains(t, bb.bus.Redispatch(ctx, "p1", req), "closed")
+}
+
+// A dispatch is stored once while its provider has not acknowledged it,
+// however often it is published (the relay again after a crash,
+// reconciliation), with no id for the broker to remember; once
+// acknowledged, it is gone, and publishing it again is another delivery.
+func TestDispatchIsStoredOnceWhileHeld(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	require.NoError(t, bb.bus.EnsureProviderQueue(ctx, "p1"))
+	d := dispatchMsg(1, rfq1, "p1")
+
+	first, err := bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
+	again, err := bb.bus.Publish(ctx, []store.OutboxMessage{d, dispatchMsg(2, rfq2, "p1"), d})
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{DispatchStream: 2}, again, "the acked sequences: rfq2's, and rfq1's as first stored")
+	require.Equal(t, first[DispatchStream], uint64(1))
+	require.EqualValues(t, 2, bb.streamMsgs(t, DispatchStream))
+
+	cons, err := bb.js.Consumer(ctx, DispatchStream, ProviderQueue("p1"))
+	require.NoError(t, err)
+	m, err := cons.Next(jetstream.FetchContext(ctx))
+	require.NoError(t, err)
+	require.Equal(t, DispatchSubject("p1", rfq1), m.Subject())
+	require.NoError(t, m.DoubleAck(ctx))
+	require.EqualValues(t, 1, bb.streamMsgs(t, DispatchStream))
+
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, bb.streamMsgs(t, DispatchStream), "acknowledged, then published again: delivered again")
+}
+
+// Something else that landed on a request's subject first (any message
+// there that is not a request for that RFQ) does not keep the request out.
+func TestDispatchIsStoredAfterWhatLandedOnItsSubject(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	subject := DispatchSubject("p1", rfq1)
+	_, err := bb.js.Publish(ctx, subject, []byte(`{"type":"io.nats.jetstream.api.v1.consumer_info_response"}`))
+	require.NoError(t, err)
+
+	d := dispatchMsg(2, rfq1, "p1")
+	acked, err := bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{DispatchStream: 2}, acked)
+	s, err := bb.js.Stream(ctx, DispatchStream)
+	require.NoError(t, err)
+	raw, err := s.GetLastMsgForSubject(ctx, subject)
+	require.NoError(t, err)
+	require.Equal(t, rfq1, raw.Header.Get(HeaderRFQID))
+	var req rydes.ProviderRequest
+	require.NoError(t, json.Unmarshal(raw.Data, &req))
+	require.Equal(t, d.Dispatch.Request, req)
+
+	// And once stored, it is the one held.
+	_, err = bb.bus.Publish(ctx, []store.OutboxMessage{d})
+	require.NoError(t, err)
+	require.NoError(t, bb.bus.Redispatch(ctx, "p1", d.Dispatch.Request))
+	require.EqualValues(t, 2, bb.streamMsgs(t, DispatchStream))
+}
+
+// A rydes from before requests had subjects of their own made the dispatch
+// stream with one subject per provider and queues filtered to it: the
+// stream and queues are updated in place, and a queue delivers the
+// requests left on the old subject, then the new ones.
+func TestQueuesOfBeforeDeliverOldAndNewRequests(t *testing.T) {
+	ctx := rydestest.Context(t)
+	_, nc := startEmbedded(t, EmbeddedConfig{})
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	for _, sc := range StreamConfigs(Config{}) {
+		if sc.Name == DispatchStream {
+			sc.Subjects = []string{DispatchSubjectPrefix + "*"}
+		}
+		_, err := js.CreateStream(ctx, sc)
+		require.NoError(t, err, sc.Name)
+	}
+	old := DispatchSubjectPrefix + "p1"
+	_, err = js.CreateOrUpdateConsumer(ctx, DispatchStream, jetstream.ConsumerConfig{
+		Durable: ProviderQueue("p1"), FilterSubject: old, AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, old, []byte(`{"rfq_id":"`+rfq2+`"}`))
+	require.NoError(t, err)
+
+	b, err := New(ctx, nc, Config{Logger: rydestest.Logger(t)})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, b.EnsureProviderQueue(ctx, "p1"))
+	_, err = b.Publish(ctx, []store.OutboxMessage{dispatchMsg(1, rfq1, "p1")})
+	require.NoError(t, err)
+	qi, err := b.QueueInfo(ctx, "p1")
+	require.NoError(t, err)
+	require.False(t, qi.Oldest.IsZero(), "the oldest request is found on either subject")
+
+	cons, err := js.Consumer(ctx, DispatchStream, ProviderQueue("p1"))
+	require.NoError(t, err)
+	var subjects []string
+	for range 2 {
+		m, err := cons.Next(jetstream.FetchContext(ctx))
+		require.NoError(t, err)
+		subjects = append(subjects, m.Subject())
+		require.NoError(t, m.DoubleAck(ctx))
+	}
+	require.Equal(t, []string{old, DispatchSubject("p1", rfq1)}, subjects)
+
+	// Deleting the queue purges both subjects.
+	_, err = js.Publish(ctx, old, []byte(`{}`))
+	require.NoError(t, err)
+	_, err = b.Publish(ctx, []store.OutboxMessage{dispatchMsg(2, rfq2, "p1")})
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteProviderQueue(ctx, "p1"))
+	s, err := js.Stream(ctx, DispatchStream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs)
 }

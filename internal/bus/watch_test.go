@@ -766,7 +766,7 @@ func TestLastEventOf(t *testing.T) {
 		"too many tokens":                            {subject: EventSubject(rfq1, rydes.EventComplete, 12) + ".x", header: withID("event." + rfq1 + ".12")},
 		"seq 0":                                      {subject: EventSubject(rfq1, rydes.EventComplete, 0), header: withID("event." + rfq1 + ".0")},
 		"not an RFQ id":                              {subject: EventSubject("nope", rydes.EventComplete, 1), header: withID("event.nope.1")},
-		"another stream's subject":                   {subject: DispatchSubject("p1"), header: withID("event." + rfq1 + ".1")},
+		"another stream's subject":                   {subject: DispatchSubject("p1", rfq1), header: withID("event." + rfq1 + ".1")},
 	} {
 		_, _, _, err := LastEventOf(m)
 		require.Error(t, err, name)

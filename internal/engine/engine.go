@@ -26,8 +26,9 @@ import (
 	"github.com/wildrydes/rydes/internal/store"
 )
 
-// Publisher publishes committed outbox messages to the broker, durably and
-// deduplicated by OutboxMessage.DedupeID.
+// Publisher publishes committed outbox messages to the broker, durably, and
+// so that publishing one again stores nothing twice while the broker holds
+// it (bus.Publish: a request by its subject, events by their message id).
 type Publisher interface {
 	// Publish returns a nil error only when every message is acknowledged
 	// by the broker, and then, per stream, the highest sequence the broker

@@ -18,7 +18,7 @@ import (
 // the streams' acknowledged sequences with the delete, as FlushOutbox does.
 // Nothing is lost if a delete fails or never happens: the rows stay, the
 // relay reads from the start again and re-publishes them, and the broker
-// drops what it already has (Nats-Msg-Id).
+// drops what it still holds (see bus.Publish).
 
 // Publishing from memory. A store that feeds the relay (store.OutboxFeed)
 // hands it the messages each commit wrote to the outbox; the relay

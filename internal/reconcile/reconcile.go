@@ -23,8 +23,9 @@
 // stream that lost its tail move its sequence past the mark again.
 //
 // A round that finds the stream missing, re-created, behind its mark or
-// with more messages lost re-publishes, with their original message ids (so
-// what the broker still holds is not stored twice):
+// with more messages lost re-publishes, as the outbox relay does (so what
+// the broker still holds is not stored twice: a request is refused on a
+// subject that holds it, events by their original message id):
 //
 //   - from RYDES_DISPATCH's loss, the request of every open RFQ to every
 //     provider still pending in it (providers may see a request twice, as

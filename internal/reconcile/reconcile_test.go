@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,7 +144,7 @@ func (h *harness) queued(provider string) []string {
 		if err != nil {
 			continue // deleted
 		}
-		if m.Subject != bus.DispatchSubject(provider) {
+		if !strings.HasPrefix(m.Subject, bus.DispatchSubjectPrefix+provider+".") {
 			continue
 		}
 		var req rydes.ProviderRequest

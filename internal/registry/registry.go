@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -26,9 +25,9 @@ type Queues interface {
 	DeleteProviderQueue(ctx context.Context, provider string) error
 	// QueueInfo describes a provider's queue.
 	QueueInfo(ctx context.Context, provider string) (QueueInfo, error)
-	// Redispatch puts a request on a provider's queue again, deduplicated
-	// by dedupeID.
-	Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest, dedupeID string) error
+	// Redispatch puts a request on a provider's queue again, unless the
+	// queue still holds it.
+	Redispatch(ctx context.Context, provider string, req rydes.ProviderRequest) error
 }
 
 // QueueInfo is the state of one provider's queue.
@@ -383,8 +382,7 @@ func (r *Registry) Replay(ctx context.Context, id int64) (rydes.DeadLetter, erro
 		return rydes.DeadLetter{}, rydes.Errorf(rydes.ECONFLICT, "rfq %s is %s: nothing to replay", dl.RFQID, rfq.Status)
 	}
 	now := r.now()
-	dedupe := "replay." + strconv.FormatInt(dl.ID, 10) + "." + strconv.FormatInt(now.UnixMicro(), 10)
-	if err := r.queues.Redispatch(ctx, dl.Provider, dl.Request, dedupe); err != nil {
+	if err := r.queues.Redispatch(ctx, dl.Provider, dl.Request); err != nil {
 		return rydes.DeadLetter{}, fmt.Errorf("replay dead letter %d: %w", id, err)
 	}
 	if err := r.store.MarkDeadLetterReplayed(ctx, id, now); err != nil {

@@ -12,8 +12,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -541,35 +539,4 @@ type Dispatch struct {
 	// once.
 	Providers []string
 	Request   rydes.ProviderRequest
-}
-
-// DedupeIDs returns the ids that deduplicate the publication of the
-// message: one per broker message it is published as (a dispatch's, one
-// per provider, in the order of Providers; events', one), the same for
-// every re-publication, across processes.
-//
-// Events' is "event.<rfq id>.<seq>" of the last of them, which readers
-// check: a final event published again alone (package reconcile) has the
-// id of the message that carried it. A dispatch's to one provider is
-// DispatchDedupeID of its RFQ and provider.
-func (m OutboxMessage) DedupeIDs() []string {
-	if m.Kind == OutboxDispatch {
-		ids := make([]string, len(m.Dispatch.Providers))
-		for i, p := range m.Dispatch.Providers {
-			ids[i] = DispatchDedupeID(m.Dispatch.Request.RFQID, p)
-		}
-		return ids
-	}
-	return []string{"event." + m.Events[len(m.Events)-1].ID()}
-}
-
-// DispatchDedupeID returns the id that deduplicates the publication of the
-// dispatch of RFQ rfqID to provider: "d." and 128 bits of the SHA-256 of
-// the two ids, in base64url. That is 24 bytes, where
-// "dispatch.<rfq id>.<provider>" took some 60, and the broker keeps every
-// id of its duplicate window in memory (at 20,000 requests in a minute,
-// 200,000 of them).
-func DispatchDedupeID(rfqID, provider string) string {
-	sum := sha256.Sum256([]byte(rfqID + "\x00" + provider))
-	return "d." + base64.RawURLEncoding.EncodeToString(sum[:16])
 }

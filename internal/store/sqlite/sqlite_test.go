@@ -556,7 +556,6 @@ func TestMigrateFromVersion1(t *testing.T) {
 	require.Equal(t, rydes.EventCreated, msgs[0].Events[0].Type)
 	require.Equal(t, []string{"waiter"}, msgs[1].Dispatch.Providers, "a row of a dispatch to one provider")
 	require.Equal(t, open.ID, msgs[1].Dispatch.Request.RFQID)
-	require.Equal(t, []string{store.DispatchDedupeID(open.ID, "waiter")}, msgs[1].DedupeIDs())
 
 	// The migrated RFQ goes on: its last pending provider fails, which
 	// completes it, and the stats count the old entries.
@@ -1088,7 +1087,6 @@ func TestOutboxListenerGetsWhatTheOutboxHolds(t *testing.T) {
 		require.Equal(t, w.ID, g.ID, "message %d", i)
 		require.Equal(t, w.Kind, g.Kind, "message %d", i)
 		require.True(t, w.CreatedAt.Equal(g.CreatedAt), "message %d: created %s, read back %s", i, g.CreatedAt, w.CreatedAt)
-		require.Equal(t, w.DedupeIDs(), g.DedupeIDs(), "message %d", i)
 		// What the relay publishes: the content, encoded.
 		wb, err := json.Marshal([]any{w.Dispatch, w.Events})
 		require.NoError(t, err)

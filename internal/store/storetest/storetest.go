@@ -1092,9 +1092,19 @@ func testOutbox(t *testing.T, s store.Store) {
 	ms = outbox(t, s)
 	seen := map[string]bool{}
 	for _, m := range ms {
-		for _, id := range m.DedupeIDs() {
-			require.False(t, seen[id], "dedupe id %s is unique", id)
-			seen[id] = true
+		// What a broker message is known by: a dispatch's RFQ and
+		// provider, the last event of a message of events.
+		var keys []string
+		if m.Kind == store.OutboxDispatch {
+			for _, p := range m.Dispatch.Providers {
+				keys = append(keys, "dispatch."+m.Dispatch.Request.RFQID+"."+p)
+			}
+		} else {
+			keys = append(keys, "event."+m.Events[len(m.Events)-1].ID())
+		}
+		for _, k := range keys {
+			require.False(t, seen[k], "broker message %s is published once", k)
+			seen[k] = true
 		}
 	}
 	// The expiry's two events of r1 (timed out, expired) are one message.
