@@ -94,6 +94,24 @@ func (r *RFQ) Asked() []string {
 	return ids
 }
 
+// FinalEvent returns the event that closed a final RFQ, as the store
+// emitted it: its last event (Seq), of the type its status names, at its
+// closing time. ok is false for an RFQ still open.
+func (r *RFQ) FinalEvent() (ev Event, ok bool) {
+	var t EventType
+	switch r.Status {
+	case StatusComplete:
+		t = EventComplete
+	case StatusExpired:
+		t = EventExpired
+	case StatusCancelled:
+		t = EventCancelled
+	default:
+		return Event{}, false
+	}
+	return Event{RFQID: r.ID, Seq: r.Seq, Type: t, At: r.ClosedAt, Customer: r.Customer, Status: r.Status}, true
+}
+
 // RosterEntry is one asked provider's state in one RFQ.
 type RosterEntry struct {
 	Provider  string        `json:"provider"`

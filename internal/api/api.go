@@ -177,6 +177,12 @@ type Watcher interface {
 	// WatchRFQ starts following the RFQ's events with Seq > afterSeq; ctx
 	// bounds only the start. The caller closes the Watch.
 	WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) (Watch, error)
+	// PastEvents returns, for a final RFQ, its events with Seq > afterSeq
+	// that the broker still keeps, in seq order, if every event it emitted
+	// was published (published true): the broker drops its oldest events,
+	// so some or all may be gone. If some are still on their way
+	// (published false) it returns none, and the caller watches instead.
+	PastEvents(ctx context.Context, rfqID string, afterSeq int64) (events []rydes.Event, published bool, err error)
 }
 
 // Watch is one RFQ's events, followed on the caller's goroutine (see

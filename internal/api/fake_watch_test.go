@@ -134,6 +134,10 @@ type fakeWatcher struct {
 	err     error
 	count   int
 	watches chan *watch
+	// unpublished has the RFQs some of whose events are still on their
+	// way: PastEvents has none of theirs.
+	unpublished map[string]bool
+	pastCount   int
 }
 
 // watch is one WatchRFQ call: an api.Watch that returns what the test
@@ -153,7 +157,41 @@ type watch struct {
 var _ api.Watch = (*watch)(nil)
 
 func newFakeWatcher() *fakeWatcher {
-	return &fakeWatcher{script: map[string][]rydes.Event{}, watches: make(chan *watch, 64)}
+	return &fakeWatcher{script: map[string][]rydes.Event{}, watches: make(chan *watch, 64), unpublished: map[string]bool{}}
+}
+
+// PastEvents returns the script's events after afterSeq, as the broker
+// keeps them, unless the RFQ is unpublished.
+func (f *fakeWatcher) PastEvents(_ context.Context, rfqID string, afterSeq int64) ([]rydes.Event, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pastCount++
+	if f.err != nil {
+		return nil, false, f.err
+	}
+	if f.unpublished[rfqID] {
+		return nil, false, nil
+	}
+	var events []rydes.Event
+	for _, ev := range f.script[rfqID] {
+		if ev.Seq > afterSeq {
+			events = append(events, ev)
+		}
+	}
+	return events, true, nil
+}
+
+// setUnpublished marks rfqID's events as still on their way.
+func (f *fakeWatcher) setUnpublished(rfqID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unpublished[rfqID] = true
+}
+
+func (f *fakeWatcher) pastCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pastCount
 }
 
 func (f *fakeWatcher) WatchRFQ(_ context.Context, rfqID string, afterSeq int64) (api.Watch, error) {

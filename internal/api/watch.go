@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,6 +130,11 @@ func liftDeadlines(w http.ResponseWriter, r *http.Request, logger *slog.Logger) 
 // while idle. The stream ends after the final event; if the watch ends
 // without one, the stream ends too, and the client reconnects with
 // Last-Event-ID.
+//
+// A final RFQ whose events were all published is not watched: it gets the
+// events the broker still keeps, then its final event, from the database
+// if the broker no longer keeps it (it drops events after a day, sooner
+// under heavy load; the database keeps RFQs for --retention).
 func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbeat time.Duration) customerHandler {
 	return func(w http.ResponseWriter, r *http.Request, customer string) {
 		id, err := pathID(r)
@@ -151,10 +157,27 @@ func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbea
 			return
 		}
 		ctx := r.Context()
-		var watch Watch
+		var (
+			watch Watch
+			past  []rydes.Event // a final RFQ's, when they need no watch
+		)
 		// A final RFQ whose last event the client has gets an empty stream:
 		// nothing will ever follow.
 		done := rfq.Status.Final() && after >= rfq.Seq
+		if !done && rfq.Status.Final() {
+			events, published, err := watcher.PastEvents(ctx, id, after)
+			if err != nil {
+				writeError(w, r, logger, fmt.Errorf("past events of rfq %s: %w", id, err))
+				return
+			}
+			if published {
+				final, _ := rfq.FinalEvent()
+				if len(events) == 0 || events[len(events)-1].Seq < final.Seq {
+					events = append(events, final) // the broker no longer keeps it
+				}
+				past, done = events, true
+			}
+		}
 		if !done {
 			if watch, err = watcher.WatchRFQ(ctx, id, after); err != nil {
 				writeError(w, r, logger, fmt.Errorf("watch rfq %s: %w", id, err))
@@ -170,6 +193,11 @@ func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbea
 		liftDeadlines(w, r, logger)
 		rc := http.NewResponseController(w)
 		w.WriteHeader(http.StatusOK)
+		for _, ev := range past {
+			if !writeEvent(ctx, w, logger, ev) {
+				return
+			}
+		}
 		if err := rc.Flush(); err != nil || done {
 			return
 		}
@@ -197,13 +225,7 @@ func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbea
 					continue // woken with nothing new
 				}
 				for _, ev := range events {
-					frame, err := eventFrame(ev)
-					if err != nil {
-						logger.ErrorContext(ctx, "encode event", "rfq", id, "seq", ev.Seq, "err", err)
-						return
-					}
-					if _, err := w.Write(frame); err != nil {
-						logger.DebugContext(ctx, "write event stream", "rfq", id, "err", err)
+					if !writeEvent(ctx, w, logger, ev) {
 						return
 					}
 					// Next returns nothing after the final event.
@@ -219,6 +241,20 @@ func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbea
 			}
 		}
 	}
+}
+
+// writeEvent writes ev to an event stream, and reports whether it could.
+func writeEvent(ctx context.Context, w io.Writer, logger *slog.Logger, ev rydes.Event) bool {
+	frame, err := eventFrame(ev)
+	if err != nil {
+		logger.ErrorContext(ctx, "encode event", "rfq", ev.RFQID, "seq", ev.Seq, "err", err)
+		return false
+	}
+	if _, err := w.Write(frame); err != nil {
+		logger.DebugContext(ctx, "write event stream", "rfq", ev.RFQID, "err", err)
+		return false
+	}
+	return true
 }
 
 // eventFrame returns ev as one server-sent event. json.Marshal writes no

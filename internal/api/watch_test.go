@@ -284,6 +284,57 @@ func TestRFQEventsFinalRFQ(t *testing.T) {
 	assert.Zero(t, h.watcher.callCount())
 }
 
+// TestRFQEventsFinalRFQPast: a final RFQ whose events were all published is
+// not watched: it gets the events the broker still keeps, and its final
+// event, from the RFQ if the broker no longer keeps it.
+func TestRFQEventsFinalRFQPast(t *testing.T) {
+	h := newHarness(t)
+	rfq := h.createRFQ(t, validBody)
+	h.fake.setStatus(rfq.ID, rydes.StatusExpired) // seq 2, closed at testNow
+	final := event(rfq.ID, 2, rydes.EventExpired, rydes.StatusExpired)
+	final.At = testNow
+	finalJSON, err := json.Marshal(final)
+	require.NoError(t, err)
+
+	// The broker keeps them all.
+	h.watcher.setScript(rfq.ID, event(rfq.ID, 1, rydes.EventCreated, rydes.StatusOpen), final)
+	_, events := h.streamEvents(t, "/v1/rfqs/"+rfq.ID+"/events", "")
+	require.Len(t, events, 2)
+	assert.Equal(t, []string{"1", "2"}, []string{events[0].id, events[1].id})
+	assert.Equal(t, "expired", events[1].event)
+	assert.JSONEq(t, string(finalJSON), events[1].data)
+
+	// It kept only the first: the final event comes from the RFQ.
+	h.watcher.setScript(rfq.ID, event(rfq.ID, 1, rydes.EventCreated, rydes.StatusOpen))
+	_, events = h.streamEvents(t, "/v1/rfqs/"+rfq.ID+"/events", "")
+	require.Len(t, events, 2)
+	assert.Equal(t, "created", events[0].event)
+	assert.Equal(t, "2", events[1].id)
+	assert.Equal(t, "expired", events[1].event)
+	assert.JSONEq(t, string(finalJSON), events[1].data)
+
+	// It kept none (the RFQ closed long ago), and the client has some.
+	h.watcher.setScript(rfq.ID)
+	_, events = h.streamEvents(t, "/v1/rfqs/"+rfq.ID+"/events?after=1", "")
+	require.Len(t, events, 1)
+	assert.Equal(t, "2", events[0].id)
+	assert.JSONEq(t, string(finalJSON), events[0].data)
+	assert.Zero(t, h.watcher.callCount(), "no watch")
+	assert.Equal(t, 3, h.watcher.pastCalls())
+
+	// Some still on their way: watched, as an open RFQ.
+	h.watcher.setUnpublished(rfq.ID)
+	h.watcher.setScript(rfq.ID, event(rfq.ID, 1, rydes.EventCreated, rydes.StatusOpen), final)
+	_, events = h.streamEvents(t, "/v1/rfqs/"+rfq.ID+"/events", "")
+	require.Len(t, events, 2)
+	assert.Equal(t, 1, h.watcher.callCount())
+
+	// The broker failing is an error, before the stream begins.
+	h.watcher.setErr(errors.New("broker down"))
+	resp, _ := h.get(t, "/v1/rfqs/"+rfq.ID+"/events", "")
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+}
+
 // TestRFQEventsEndWithoutFinal: when the watch ends without a final event,
 // so does the stream; the client reconnects with Last-Event-ID.
 func TestRFQEventsEndWithoutFinal(t *testing.T) {

@@ -405,7 +405,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			AdminKeyHash:          func() string { return a.adminKeyHash },
 			Customers:             a.custs,
 			OpenLoopbackCustomers: cfg.Demo,
-			Watcher:               busWatcher{a.bus},
+			Watcher:               busWatcher{b: a.bus, s: a.store},
 			Notifications:         a.store,
 			Audit:                 a.store,
 			Web:                   web.Handler(),
@@ -688,7 +688,10 @@ func (a *App) answer(ctx context.Context, in bus.Inbound) rydes.AnswerReceipt {
 
 // busWatcher serves the API's watches from the bus: its WatchRFQ returns
 // the concrete *bus.Watch, which the API takes as an api.Watch.
-type busWatcher struct{ b *bus.Bus }
+type busWatcher struct {
+	b *bus.Bus
+	s store.Store
+}
 
 var _ api.Watch = (*bus.Watch)(nil)
 
@@ -699,6 +702,21 @@ func (w busWatcher) WatchRFQ(ctx context.Context, rfqID string, afterSeq int64) 
 		return nil, err // not a typed nil in the interface
 	}
 	return watch, nil
+}
+
+// PastEvents implements api.Watcher. The outbox is read first: what it
+// no longer holds was stored by the broker before the read of the
+// stream, which therefore has it unless the broker dropped it since.
+func (w busWatcher) PastEvents(ctx context.Context, rfqID string, afterSeq int64) ([]rydes.Event, bool, error) {
+	holds, err := w.s.OutboxHoldsEvents(ctx, rfqID)
+	if err != nil || holds {
+		return nil, false, err
+	}
+	events, err := w.b.StoredEvents(ctx, rfqID, afterSeq)
+	if err != nil {
+		return nil, false, err
+	}
+	return events, true, nil
 }
 
 func (a *App) goLoop(name string, f func() error) {

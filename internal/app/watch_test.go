@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes"
 	"github.com/wildrydes/rydes/client"
+	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/rydestest"
 )
 
@@ -109,6 +111,37 @@ func TestEventStreamResumesAndEnds(t *testing.T) {
 	// A finished request's stream replays and ends at once.
 	again := readEvents(t, h.app.URL(), "", rfq.ID, 0, 0)
 	require.Len(t, again, 6)
+}
+
+// TestEventStreamOfARequestTheBrokerNoLongerKeeps: the events stream drops
+// its oldest events (after a day, or sooner at its size limits) while the
+// database keeps requests for --retention: a finished request's stream
+// then has the events the broker still keeps and its final event, from
+// the database, and ends, rather than wait for events that are gone.
+func TestEventStreamOfARequestTheBrokerNoLongerKeeps(t *testing.T) {
+	h := start(t, config(t, t.TempDir(), fleet(3, 1, false)))
+	ctx := rydestest.Context(t)
+	rfq := h.create(`{"customer":"cmr","from":"A","to":"B"}`)
+	done := h.waitStatus(rfq.ID, rydes.StatusComplete)
+	rydestest.WaitFor(t, "every event of the request to be published", func() bool {
+		holds, err := h.app.Store().OutboxHoldsEvents(ctx, rfq.ID)
+		require.NoError(t, err)
+		return !holds
+	})
+	all := readEvents(t, h.app.URL(), "", rfq.ID, 0, 0)
+	checkSequence(t, all, 1)
+	require.Equal(t, "complete", all[len(all)-1].event)
+	require.Equal(t, done.Seq, all[len(all)-1].id)
+
+	// The broker drops the request's events, as its retention does.
+	s, err := h.app.Bus().JetStream().Stream(ctx, bus.EventsStream)
+	require.NoError(t, err)
+	require.NoError(t, s.Purge(ctx, jetstream.WithPurgeSubject(bus.EventFilter(rfq.ID))))
+
+	got := readEvents(t, h.app.URL(), "", rfq.ID, 0, 0)
+	require.Len(t, got, 1, "the final event alone")
+	require.Equal(t, all[len(all)-1], got[0], "as it was published")
+	require.Empty(t, readEvents(t, h.app.URL(), "", rfq.ID, done.Seq, 0))
 }
 
 // TestShutdownEndsEventStreams: an event stream held open on a request

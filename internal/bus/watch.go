@@ -1,12 +1,14 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,9 +152,10 @@ type Watch struct {
 // stream again in its next Next. It works from any rydes instance on the
 // broker. Messages that are not events Publish stored (see DecodeEvents)
 // are skipped, and so are repeats of a seq already returned. Events are
-// kept for MaxAge: watching an RFQ older than that waits for events that
-// are gone, so callers should read the RFQ from the store first and not
-// watch one that is final.
+// kept for MaxAge at most (less at the stream's bounds): watching an RFQ
+// whose events are gone waits for nothing, so callers should read the RFQ
+// from the store first, and read a final one whose events were all
+// published with StoredEvents instead.
 //
 // WatchRFQ started after EndWatches (or during it) returns a Watch that is
 // over: its Ready fires at once and its Next returns io.EOF.
@@ -302,6 +305,50 @@ func (b *Bus) readAgain(ctx context.Context, rfqID string, seqr *sequencer) ([]r
 
 // readStored reads the events of rfqID that EventsStream holds and returns
 // those the sequencer now releases.
+func (b *Bus) readStored(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
+	events, err := b.storedEvents(ctx, rfqID)
+	if err != nil {
+		return nil, err
+	}
+	var ready []rydes.Event
+	for _, ev := range events {
+		r, _ := seqr.add(ev)
+		ready = append(ready, r...)
+	}
+	return ready, nil
+}
+
+// StoredEvents returns the events of RFQ rfqID with a seq above afterSeq
+// that EventsStream holds now, in seq order, each once. It does not wait
+// for more, nor for a gap to fill: the stream drops its oldest events (see
+// MaxAge and StreamLimits), so those of an RFQ closed long ago may be gone,
+// or only some of them. A caller that knows every event of the RFQ was
+// published (store.Store's OutboxHoldsEvents) reads a final RFQ's events
+// this way; WatchRFQ follows an RFQ whose events are still to come.
+func (b *Bus) StoredEvents(ctx context.Context, rfqID string, afterSeq int64) ([]rydes.Event, error) {
+	if err := rydes.ValidateID(rfqID); err != nil {
+		return nil, fmt.Errorf("stored events of rfq %q: %w", rfqID, err)
+	}
+	if err := b.enter(); err != nil {
+		return nil, fmt.Errorf("stored events of rfq %s: %w", rfqID, err)
+	}
+	defer b.wg.Done()
+	events, err := b.storedEvents(ctx, rfqID)
+	if err != nil {
+		return nil, fmt.Errorf("stored events of rfq %s: %w", rfqID, err)
+	}
+	slices.SortStableFunc(events, func(x, y rydes.Event) int { return cmp.Compare(x.Seq, y.Seq) })
+	out := make([]rydes.Event, 0, len(events))
+	for _, ev := range events {
+		if ev.Seq > afterSeq && (len(out) == 0 || ev.Seq > out[len(out)-1].Seq) {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// storedEvents reads the events of rfqID that EventsStream holds, in the
+// order of its messages.
 //
 // As each message of events has a subject of its own (EventSubject), one
 // direct get of the last message on every subject of the RFQ (JetStream's
@@ -312,18 +359,17 @@ func (b *Bus) readAgain(ctx context.Context, rfqID string, seqr *sequencer) ([]r
 // 2,000 watchers that was gigabytes of copied messages. The consumer is
 // the fallback, for a broker older than 2.11 or an RFQ with over a
 // thousand messages of events.
-func (b *Bus) readStored(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
-	ready, err := b.readStoredDirect(ctx, rfqID, seqr)
+func (b *Bus) storedEvents(ctx context.Context, rfqID string) ([]rydes.Event, error) {
+	events, err := b.storedEventsDirect(ctx, rfqID)
 	if errors.Is(err, errNoDirectRead) {
 		b.log.Debug("watch rfq: reading stored events with a consumer", "rfq", rfqID, "err", err)
-		return b.readStoredConsumer(ctx, rfqID, seqr)
+		return b.storedEventsConsumer(ctx, rfqID)
 	}
-	return ready, err
+	return events, err
 }
 
-// readStoredDirect reads the events of rfqID with one batched direct get.
-// It leaves seqr as it found it when it returns errNoDirectRead.
-func (b *Bus) readStoredDirect(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
+// storedEventsDirect reads the events of rfqID with one batched direct get.
+func (b *Bus) storedEventsDirect(ctx context.Context, rfqID string) ([]rydes.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, directReadTimeout)
 	defer cancel()
 	msgs, err := b.lastMsgsFor(ctx, EventsStream, EventFilter(rfqID))
@@ -344,17 +390,12 @@ func (b *Bus) readStoredDirect(ctx context.Context, rfqID string, seqr *sequence
 		}
 		events = append(events, evs...)
 	}
-	var ready []rydes.Event
-	for _, ev := range events {
-		r, _ := seqr.add(ev)
-		ready = append(ready, r...)
-	}
-	return ready, nil
+	return events, nil
 }
 
-// readStoredConsumer reads the events of rfqID with a consumer of its own
+// storedEventsConsumer reads the events of rfqID with a consumer of its own
 // that it deletes after.
-func (b *Bus) readStoredConsumer(ctx context.Context, rfqID string, seqr *sequencer) ([]rydes.Event, error) {
+func (b *Bus) storedEventsConsumer(ctx context.Context, rfqID string) ([]rydes.Event, error) {
 	cons, err := b.js.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
 		FilterSubject:     EventFilter(rfqID),
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -366,7 +407,7 @@ func (b *Bus) readStoredConsumer(ctx context.Context, rfqID string, seqr *sequen
 		return nil, fmt.Errorf("read stored events: consumer: %w", err)
 	}
 	defer b.deleteWatchConsumer(cons, rfqID)
-	var ready []rydes.Event
+	var events []rydes.Event
 	for {
 		batch, err := cons.FetchNoWait(watchBuffer)
 		if err != nil {
@@ -375,21 +416,18 @@ func (b *Bus) readStoredConsumer(ctx context.Context, rfqID string, seqr *sequen
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			events, err := DecodeEvents(m)
+			evs, err := DecodeEvents(m)
 			if err != nil {
 				b.log.Warn("watch rfq: skipped a message that is not events", "rfq", rfqID, "subject", m.Subject(), "err", err)
 				continue
 			}
-			for _, ev := range events {
-				r, _ := seqr.add(ev)
-				ready = append(ready, r...)
-			}
+			events = append(events, evs...)
 		}
 		if err := batch.Error(); err != nil {
 			return nil, fmt.Errorf("read stored events: %w", err)
 		}
 		if n == 0 {
-			return ready, nil
+			return events, nil
 		}
 	}
 }

@@ -772,3 +772,45 @@ func TestLastEventOf(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+// StoredEvents returns what the stream holds of one RFQ after a seq, in
+// seq order, each once, without waiting for a gap to fill.
+func TestStoredEvents(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	grouped := eventMsg(3, rfq1, 2, rydes.EventQuote)
+	second := grouped.Events[0]
+	second.Seq, second.Type = 3, rydes.EventDecline
+	grouped.Events = append(grouped.Events, second)
+	_, err := bb.bus.Publish(ctx, []store.OutboxMessage{
+		eventMsg(1, rfq1, 5, rydes.EventComplete), // published before the others (an outbox retry)
+		eventMsg(2, rfq1, 1, rydes.EventCreated),
+		grouped,
+		eventMsg(4, rfq2, 1, rydes.EventCreated),
+	})
+	require.NoError(t, err)
+
+	seqs := func(after int64) []int64 {
+		t.Helper()
+		events, err := bb.bus.StoredEvents(ctx, rfq1, after)
+		require.NoError(t, err)
+		var out []int64
+		for _, ev := range events {
+			require.Equal(t, rfq1, ev.RFQID)
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	require.Equal(t, []int64{1, 2, 3, 5}, seqs(0), "seq 4 is not there: not waited for")
+	require.Equal(t, []int64{3, 5}, seqs(2))
+	require.Empty(t, seqs(5))
+
+	events, err := bb.bus.StoredEvents(ctx, rydes.NewID(), 0)
+	require.NoError(t, err)
+	require.Empty(t, events)
+	_, err = bb.bus.StoredEvents(ctx, "not an id", 0)
+	require.Error(t, err)
+	bb.bus.Close()
+	_, err = bb.bus.StoredEvents(ctx, rfq1, 0)
+	require.ErrorContains(t, err, "closed")
+}

@@ -346,18 +346,10 @@ func dispatchesOf(now time.Time) func(rydes.RFQ) []store.OutboxMessage {
 // finalEventOf returns the final event of a final RFQ as the store emitted
 // it: its last event, at its closing time.
 func finalEventOf(rfq rydes.RFQ) []store.OutboxMessage {
-	var t rydes.EventType
-	switch rfq.Status {
-	case rydes.StatusComplete:
-		t = rydes.EventComplete
-	case rydes.StatusExpired:
-		t = rydes.EventExpired
-	case rydes.StatusCancelled:
-		t = rydes.EventCancelled
-	default:
+	ev, ok := rfq.FinalEvent()
+	if !ok {
 		return nil
 	}
-	ev := rydes.Event{RFQID: rfq.ID, Seq: rfq.Seq, Type: t, At: rfq.ClosedAt, Customer: rfq.Customer, Status: rfq.Status}
 	return []store.OutboxMessage{{Kind: store.OutboxEvent, CreatedAt: rfq.ClosedAt, Events: []rydes.Event{ev}}}
 }
 

@@ -165,6 +165,10 @@ type Store interface {
 	// PendingOutbox returns up to Limit (0 for 100) unpublished outbox
 	// messages with an id above AfterID, oldest (lowest id) first.
 	PendingOutbox(ctx context.Context, p PendingOutboxParams) ([]OutboxMessage, error)
+	// OutboxHoldsEvents reports whether the outbox holds events of RFQ
+	// rfqID not yet published: if not, every event the RFQ emitted so far
+	// was stored by the broker (or is gone from it).
+	OutboxHoldsEvents(ctx context.Context, rfqID string) (bool, error)
 	// DeleteOutbox removes messages that were published (IDs; ids that are
 	// already gone are ignored) and, in the same transaction, raises for
 	// each stream of Acked the setting AckedSetting(stream) to the

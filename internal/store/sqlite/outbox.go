@@ -74,6 +74,18 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 	return out, nil
 }
 
+// OutboxHoldsEvents reports whether the outbox holds events of rfqID not
+// yet published. The outbox has no index on RFQ ids (every insert and
+// delete would pay for it), so this reads the table through, which holds
+// only what the relay has not published yet.
+func (s *Store) OutboxHoldsEvents(ctx context.Context, rfqID string) (bool, error) {
+	var holds bool
+	err := s.read(ctx, "outbox holds events of "+rfqID, func(tx *txn) error {
+		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE rfq_id = ? AND kind = 'event')`, rfqID).Scan(&holds)
+	})
+	return holds, err
+}
+
 // DeleteOutbox removes published messages (ids already gone are ignored)
 // and, in the same transaction, raises each stream's AckedSetting to the
 // sequence in p.Acked if that is higher than the value it holds (a missing

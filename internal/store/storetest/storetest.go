@@ -67,6 +67,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CancelScopeAndConflicts", testCancelConflicts},
 		{"OutboxContents", testOutbox},
 		{"DeleteOutbox", testDeleteOutbox},
+		{"OutboxHoldsEvents", testOutboxHoldsEvents},
 		{"DeleteOutboxRaisesAcked", testDeleteOutboxRaisesAcked},
 		{"DeleteOutboxAckedRace", testDeleteOutboxAckedRace},
 		{"ListRFQs", testListRFQs},
@@ -1212,6 +1213,33 @@ func testDeleteOutbox(t *testing.T, s store.Store) {
 	after, err = s.PendingOutbox(ctx, store.PendingOutboxParams{AfterID: ms2[1].ID})
 	require.NoError(t, err)
 	require.Empty(t, after)
+}
+
+// testOutboxHoldsEvents checks that OutboxHoldsEvents tells whether an
+// RFQ's events wait in the outbox: its dispatches do not count, nor other
+// RFQs' events.
+func testOutboxHoldsEvents(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	r1 := createRFQ(t, s, rfqOpts{})
+	r2 := createRFQ(t, s, rfqOpts{})
+	holds := func(id string) bool {
+		t.Helper()
+		h, err := s.OutboxHoldsEvents(ctx, id)
+		require.NoError(t, err)
+		return h
+	}
+	require.True(t, holds(r1.ID), "its created event")
+	require.False(t, holds(rydes.NewID()), "an RFQ with nothing in the outbox")
+
+	var events []int64
+	for _, m := range outbox(t, s) {
+		if m.Kind == store.OutboxEvent && m.Events[0].RFQID == r1.ID {
+			events = append(events, m.ID)
+		}
+	}
+	require.NoError(t, s.DeleteOutbox(ctx, store.DeleteOutboxParams{IDs: events}))
+	require.False(t, holds(r1.ID), "published; its dispatches, still there, do not count")
+	require.True(t, holds(r2.ID))
 }
 
 // testDeleteOutboxRaisesAcked checks that DeleteOutbox keeps, with the
