@@ -4,10 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 )
 
 // envPrefix starts the name of the environment variable of every flag.
@@ -82,6 +85,28 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 // longDuration is a flag.Value for a time.Duration that may also be given
 // in whole days, "7d", as well as any time.ParseDuration form ("168h").
 type longDuration struct{ d *time.Duration }
+
+// byteSize is a flag.Value of a size in bytes, at least 1, written as a
+// number with an optional unit: 1073741824, 1GiB, 512 MiB, 2GB.
+type byteSize struct{ n *int64 }
+
+// String implements flag.Value.
+func (b byteSize) String() string {
+	if b.n == nil {
+		return ""
+	}
+	return humanize.IBytes(uint64(*b.n))
+}
+
+// Set implements flag.Value.
+func (b byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n < 1 || n > math.MaxInt64 {
+		return fmt.Errorf("invalid size %q: a number of bytes of at least 1, with an optional unit, e.g. 512MiB or 1GiB", s)
+	}
+	*b.n = int64(n)
+	return nil
+}
 
 // String implements flag.Value: whole days as "Nd", else the Go form.
 func (l longDuration) String() string {

@@ -43,6 +43,12 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.DurationVar(&cfg.RFQMaxTimeout, "rfq-max-timeout", rydes.DefaultMaxTimeout, "longest timeout a request may name")
 	cfg.Retention = app.DefaultRetention
 	fs.Var(longDuration{&cfg.Retention}, "retention", "how long finished requests, dead letters, refused answers and audit entries are kept, e.g. 7d or 36h; 0 keeps everything")
+	fs.Int64Var(&cfg.DispatchLimits.MaxMsgs, "dispatch-max-msgs", bus.DefaultDispatchMaxMsgs, "most messages of requests (one per provider asked) the broker holds for providers that have not taken them; past it, new ones wait in the database")
+	cfg.DispatchLimits.MaxBytes = bus.DefaultDispatchMaxBytes
+	fs.Var(byteSize{&cfg.DispatchLimits.MaxBytes}, "dispatch-max-bytes", "most bytes of such requests the broker holds (and reserves on its disk), e.g. 512MiB")
+	fs.Int64Var(&cfg.EventsLimits.MaxMsgs, "events-max-msgs", bus.DefaultEventsMaxMsgs, "most messages of events the broker keeps for watchers and notifications (the oldest go first; each costs the broker about 170 bytes of memory)")
+	cfg.EventsLimits.MaxBytes = bus.DefaultEventsMaxBytes
+	fs.Var(byteSize{&cfg.EventsLimits.MaxBytes}, "events-max-bytes", "most bytes of events the broker keeps (and reserves on its disk), e.g. 1GiB")
 	fs.BoolVar(&cfg.Demo, "demo", false, "run the simulated provider fleet (and, on loopback, let anyone act as a customer)")
 	fs.IntVar(&cfg.Sim.Count, "sim-providers", 10, "number of simulated providers with --demo (UnicornManagementResource1..N)")
 	fs.DurationVar(&cfg.Sim.MinDelay, "sim-min-delay", 0, "shortest time a simulated provider takes to answer")
@@ -73,6 +79,11 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	}
 	if fs.NArg() > 0 {
 		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	for name, n := range map[string]int64{"dispatch-max-msgs": cfg.DispatchLimits.MaxMsgs, "events-max-msgs": cfg.EventsLimits.MaxMsgs} {
+		if n < 1 {
+			return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--%s must be at least 1, got %d", name, n)}
+		}
 	}
 	cfg.Durability = app.Durability(*durability)
 	if err := cfg.Durability.Validate(); err != nil {

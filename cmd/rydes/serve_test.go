@@ -10,6 +10,7 @@ import (
 
 	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/app"
+	"github.com/wildrydes/rydes/internal/bus"
 )
 
 func TestServeDurabilityFlag(t *testing.T) {
@@ -84,4 +85,32 @@ func TestServeWebhookAllowFlag(t *testing.T) {
 
 	_, _, err = serveConfig([]string{"--webhook-allow", "10.1.2.0/24,intranet"}, noEnv, io.Discard)
 	require.ErrorContains(t, err, `invalid network "intranet"`)
+}
+
+// TestServeStreamLimitFlags checks the bounds of the broker's streams: bus's
+// defaults unless set, sizes with units, by flag or RYDES_* variable, and
+// nonsense refused.
+func TestServeStreamLimitFlags(t *testing.T) {
+	cfg, _, err := serveConfig(nil, envOf(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, bus.StreamLimits{MaxBytes: bus.DefaultDispatchMaxBytes, MaxMsgs: bus.DefaultDispatchMaxMsgs}, cfg.DispatchLimits)
+	require.Equal(t, bus.StreamLimits{MaxBytes: bus.DefaultEventsMaxBytes, MaxMsgs: bus.DefaultEventsMaxMsgs}, cfg.EventsLimits)
+
+	cfg, _, err = serveConfig([]string{"--events-max-msgs", "1000000", "--events-max-bytes", "256MiB", "--dispatch-max-bytes", "2GB"},
+		envOf(map[string]string{"RYDES_DISPATCH_MAX_MSGS": "5000"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, bus.StreamLimits{MaxBytes: 256 << 20, MaxMsgs: 1_000_000}, cfg.EventsLimits)
+	require.Equal(t, bus.StreamLimits{MaxBytes: 2_000_000_000, MaxMsgs: 5000}, cfg.DispatchLimits)
+
+	for _, args := range [][]string{
+		{"--events-max-msgs", "0"},
+		{"--dispatch-max-msgs", "-3"},
+		{"--events-max-bytes", "0"},
+		{"--events-max-bytes", "lots"},
+		{"--dispatch-max-bytes", "-1GiB"},
+		{"--dispatch-max-bytes", "20EiB"},
+	} {
+		_, _, err := serveConfig(args, envOf(nil), io.Discard)
+		require.Error(t, err, "%q", args)
+	}
 }

@@ -145,6 +145,11 @@ type Config struct {
 	// every minute.
 	RetentionInterval time.Duration
 
+	// DispatchLimits and EventsLimits bound the broker's streams of
+	// requests and of events (bus.Config); zero fields take bus's
+	// defaults. Applied to the streams at every start.
+	DispatchLimits, EventsLimits bus.StreamLimits
+
 	Demo bool       // run the simulated fleet
 	Sim  sim.Config // the simulated fleet, when Demo is set
 
@@ -333,7 +338,10 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
 	}
-	a.bus, err = bus.New(ctx, a.nc, bus.Config{Logger: a.log.With("component", "bus")})
+	a.bus, err = bus.New(ctx, a.nc, bus.Config{
+		Logger:   a.log.With("component", "bus"),
+		Dispatch: cfg.DispatchLimits, Events: cfg.EventsLimits,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
 	}

@@ -409,3 +409,24 @@ func TestOutboxPublishesWhatACrashLeft(t *testing.T) {
 	require.Len(t, got.Quotes, 3)
 	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventQuote: 3, rydes.EventComplete: 1}, countEvents(h2.events(rfq.ID)))
 }
+
+// The bounds of the broker's streams are rydes's configuration, applied at
+// start.
+func TestStreamLimits(t *testing.T) {
+	cfg := config(t, t.TempDir(), fleet(1, 1, false))
+	cfg.DispatchLimits = bus.StreamLimits{MaxMsgs: 5000}
+	cfg.EventsLimits = bus.StreamLimits{MaxMsgs: 1_000_000, MaxBytes: 256 << 20}
+	h := start(t, cfg)
+	ctx := rydestest.Context(t)
+	got := map[string][2]int64{}
+	for _, name := range []string{bus.DispatchStream, bus.EventsStream} {
+		s, err := h.app.Bus().JetStream().Stream(ctx, name)
+		require.NoError(t, err)
+		c := s.CachedInfo().Config
+		got[name] = [2]int64{c.MaxMsgs, c.MaxBytes}
+	}
+	require.Equal(t, map[string][2]int64{
+		bus.DispatchStream: {5000, bus.DefaultDispatchMaxBytes},
+		bus.EventsStream:   {1_000_000, 256 << 20},
+	}, got)
+}
