@@ -248,14 +248,58 @@ type Bus struct {
 	closeOnce sync.Once
 }
 
+// MinServerVersion is the oldest nats-server rydes runs on: a provider's
+// queue and the completion notifier's consumer each filter several
+// subjects, which 2.10 brought.
+const MinServerVersion = "2.10.0"
+
+// checkServerVersion fails for a nats-server older than MinServerVersion,
+// or a version it cannot read.
+func checkServerVersion(version string) error {
+	parse := func(v string) ([3]int, error) {
+		var out [3]int
+		core, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), "-") // 2.11.0-RC.1
+		parts := strings.Split(core, ".")
+		if len(parts) != 3 {
+			return out, fmt.Errorf("not a version: %q", v)
+		}
+		for i, p := range parts {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 0 {
+				return out, fmt.Errorf("not a version: %q", v)
+			}
+			out[i] = n
+		}
+		return out, nil
+	}
+	have, err := parse(version)
+	if err != nil {
+		return fmt.Errorf("the broker's nats-server version: %w", err)
+	}
+	need, _ := parse(MinServerVersion)
+	for i := range have {
+		if have[i] != need[i] {
+			if have[i] < need[i] {
+				return fmt.Errorf("the broker runs nats-server %s; rydes needs %s or later", version, MinServerVersion)
+			}
+			break
+		}
+	}
+	return nil
+}
+
 // New returns a Bus on nc, creating or updating its streams. nc stays the
-// caller's: Close does not close it.
+// caller's: Close does not close it. It refuses a broker older than
+// MinServerVersion before it changes anything there.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 	if nc == nil {
 		return nil, errors.New("new bus: a NATS connection is required")
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
+		return nil, fmt.Errorf("new bus: %w", err)
+	}
+	if err := checkServerVersion(nc.ConnectedServerVersion()); err != nil {
 		return nil, fmt.Errorf("new bus: %w", err)
 	}
 	if cfg.Logger == nil {

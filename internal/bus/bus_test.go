@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -585,4 +586,53 @@ func TestPublishSendsThePayloadAsStored(t *testing.T) {
 	raw, err = s.GetLastMsgForSubject(ctx, EventSubject(rfq1, rydes.EventCreated, 1))
 	require.NoError(t, err)
 	require.Equal(t, string(e.Payload), string(raw.Data))
+}
+
+func TestCheckServerVersion(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"2.10.0": true, "2.10.25": true, "2.11.0-RC.1": true, "2.15.2": true, "3.0.0": true, "v2.12.1": true,
+		"2.9.10": false, "2.9.25": false, "1.4.1": false, "2.2.0": false,
+		"": false, "2.10": false, "two.ten.zero": false, "2.-1.0": false,
+	} {
+		err := checkServerVersion(v)
+		if ok {
+			require.NoError(t, err, v)
+		} else {
+			require.Error(t, err, v)
+		}
+	}
+	require.ErrorContains(t, checkServerVersion("2.9.10"), "rydes needs 2.10.0 or later")
+}
+
+// The broker every machine of this project runs on 127.0.0.1:4222 is
+// Debian's nats-server 2.9, which rydes cannot run on: New says so at once,
+// before it creates or changes anything there.
+func TestNewRefusesABrokerTooOld(t *testing.T) {
+	url := cmp.Or(os.Getenv("RYDES_TEST_OLD_NATS_URL"), "nats://127.0.0.1:4222")
+	nc, err := nats.Connect(url)
+	if err == nil && checkServerVersion(nc.ConnectedServerVersion()) == nil {
+		err = fmt.Errorf("the broker at %s runs nats-server %s, not older than %s", url, nc.ConnectedServerVersion(), MinServerVersion)
+		nc.Close()
+	}
+	rydestest.RequireDependency(t, "a nats-server older than "+MinServerVersion+" at "+url+" (RYDES_TEST_OLD_NATS_URL)", err)
+	t.Cleanup(nc.Close)
+	ctx := rydestest.Context(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	before := streamNames(ctx, t, js)
+
+	_, err = New(ctx, nc, Config{})
+	require.ErrorContains(t, err, "rydes needs "+MinServerVersion+" or later")
+	require.Equal(t, before, streamNames(ctx, t, js), "nothing created there")
+}
+
+func streamNames(ctx context.Context, t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	names := []string{}
+	l := js.StreamNames(ctx)
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	require.NoError(t, l.Err())
+	return names
 }
