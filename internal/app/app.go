@@ -372,9 +372,13 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.registerSimulated(ctx); err != nil {
 		return nil, err
 	}
-	// Every registered provider has its queue, whatever a crash left.
+	// Every registered provider has its queue, and no deleted one is left
+	// pending in an open RFQ, whatever a crash left.
 	if _, err := a.reg.Reconcile(ctx); err != nil {
 		return nil, fmt.Errorf("reconcile provider queues: %w", err)
+	}
+	if err := a.reg.FinishDeletes(ctx); err != nil {
+		return nil, err
 	}
 	a.hooks = webhook.NewSupervisor(webhook.Config{
 		Conn: a.nc, Providers: a.reg, Failures: a.store, OnFailed: a.engine.KickOutbox,

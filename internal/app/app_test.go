@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -429,4 +430,39 @@ func TestStreamLimits(t *testing.T) {
 		bus.DispatchStream: {5000, bus.DefaultDispatchMaxBytes},
 		bus.EventsStream:   {1_000_000, 256 << 20},
 	}, got)
+}
+
+// TestStartFinishesAHalfDoneProviderDelete: a provider delete withdraws the
+// provider from its open requests a chunk at a time, after deleting it; if
+// rydes stopped in between, the next start withdraws it from the rest, and
+// those requests complete with the providers that remain.
+func TestStartFinishesAHalfDoneProviderDelete(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, config(t, dir, fleet(3, 1, false)))
+	h.stop()
+
+	ctx := rydestest.Context(t)
+	path := filepath.Join(dir, "rydes.db")
+	st, err := sqlite.Open(ctx, path, rydestest.Logger(t))
+	require.NoError(t, err)
+	_, err = st.CreateProvider(ctx, store.CreateProviderParams{Provider: rydes.Provider{
+		ID: "gone", Name: "Gone", Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive,
+	}, Now: time.Now()})
+	require.NoError(t, err)
+	rfq, err := rydes.NewRFQ(rydes.NewID(), rydes.RFQRequest{Customer: "cmr", From: "A", To: "B"}, append(sim.Names(3), "gone"), time.Now(), rydes.Limits{DefaultTimeout: time.Hour, MaxTimeout: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, st.CreateRFQ(ctx, store.CreateRFQParams{RFQ: rfq}))
+	require.NoError(t, st.Close())
+	// The delete's first transaction, and nothing after.
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `DELETE FROM providers WHERE id = 'gone'`)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	h2 := start(t, config(t, dir, fleet(3, 1, false)))
+	got := h2.waitStatus(rfq.ID, rydes.StatusComplete)
+	require.Len(t, got.Quotes, 3)
+	require.Equal(t, rydes.ProviderWithdrawn, got.Providers[3].State)
+	require.Equal(t, 1, countEvents(h2.events(rfq.ID))[rydes.EventProviderWithdrawn])
 }

@@ -83,6 +83,7 @@ type relay struct {
 	deleting  bool                     // a delete is in flight
 	failed    bool                     // a delete failed: read from the start
 	read      bool                     // the table must be read (see round)
+	started   bool                     // a round read the table already
 	inflight  map[int64]struct{}       // published, not yet deleted
 	wake      chan struct{}
 }
@@ -169,13 +170,21 @@ func (r *relay) publishFresh(ctx context.Context) (int, bool, error) {
 func (r *relay) round(ctx context.Context, sweep bool) (int, error) {
 	total := 0
 	dropped := false
-	if r.e.fresh != nil && !r.syncDeletes {
+	switch {
+	case r.e.fresh == nil || r.syncDeletes:
+	case !r.started:
+		// The first round reads the whole table, in id order, and it
+		// holds what the store fed before the relay ran (a start-up
+		// write): published first, that would go ahead of older rows.
+		r.e.fresh.take()
+	default:
 		n, d, err := r.publishFresh(ctx)
 		total, dropped = n, d
 		if err != nil {
 			return total, err
 		}
 	}
+	r.started = true
 	now := r.e.clock.Now()
 	r.mu.Lock()
 	if !(r.e.fresh == nil || r.syncDeletes || sweep || dropped || r.read || r.failed) {

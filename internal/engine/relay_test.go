@@ -175,3 +175,42 @@ func TestRelayReadsWhatTheFeedDropped(t *testing.T) {
 	require.Equal(t, 15, pub.count(), "per request its dispatch, its created event and its decline with complete, each once")
 	require.GreaterOrEqual(t, st.reads.Load(), int64(2), "the first round's read, and one for what was dropped")
 }
+
+// What a process writes at start, before its relay runs (a provider delete
+// it finishes), the store feeds the relay and the table holds, behind what
+// an earlier run left unpublished: the first round publishes the table in
+// id order, each message once, so the older rows go first.
+func TestRelayStartsInIDOrder(t *testing.T) {
+	st := openStore(t, "p1")
+	ctx := rydestest.Context(t)
+	left, err := rydes.NewRFQ(rydes.NewID(), rydes.RFQRequest{Customer: "cmr", From: "a", To: "b"}, []string{"p1"}, time.Now(), rydes.Limits{DefaultTimeout: time.Minute, MaxTimeout: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, st.CreateRFQ(ctx, store.CreateRFQParams{RFQ: left})) // before the engine: not fed
+
+	pub := &recordingPublisher{}
+	e, err := engine.New(engine.Config{
+		Store: st, Publisher: pub, Clock: clockwork.NewRealClock(), Logger: rydestest.Logger(t),
+		OutboxSweep: time.Hour, RetryBackoff: time.Millisecond,
+		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
+	})
+	require.NoError(t, err)
+	fed, err := e.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "a", To: "b"}) // fed, before Run
+	require.NoError(t, err)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	rydestest.WaitFor(t, "the outbox to empty", func() bool { return pendingOutbox(t, st) == 0 })
+
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	var order []string
+	for _, m := range pub.msgs {
+		if m.Kind == store.OutboxEvent {
+			order = append(order, m.Events[0].RFQID)
+		}
+	}
+	require.Equal(t, []string{left.ID, fed.ID}, order, "created events in id order, each once")
+	require.Len(t, pub.msgs, 4)
+}

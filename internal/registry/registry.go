@@ -237,6 +237,9 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	}
 	withdrawn, err := r.store.DeleteProvider(ctx, store.DeleteProviderParams{ID: id, Now: r.now()})
 	if err != nil {
+		if len(withdrawn) > 0 && r.hooks.Emitted != nil {
+			r.hooks.Emitted() // what was withdrawn before the failure
+		}
 		return fmt.Errorf("delete provider %s: %w", id, err)
 	}
 	if len(withdrawn) > 0 && r.hooks.Emitted != nil {
@@ -406,6 +409,20 @@ func (r *Registry) Reconcile(ctx context.Context) ([]rydes.Provider, error) {
 		}
 	}
 	return ps, nil
+}
+
+// FinishDeletes withdraws providers deleted by a Delete that stopped
+// half-way (the store withdraws a deleted provider from its open RFQs a
+// chunk at a time) from the open RFQs they were left in. Run it at start.
+func (r *Registry) FinishDeletes(ctx context.Context) error {
+	ids, err := r.store.WithdrawDeleted(ctx, store.WithdrawDeletedParams{Now: r.now()})
+	if len(ids) > 0 && r.hooks.Emitted != nil {
+		r.hooks.Emitted()
+	}
+	if err != nil {
+		return fmt.Errorf("finish deletes of providers: %w", err)
+	}
+	return nil
 }
 
 func (r *Registry) changed(ctx context.Context, p rydes.Provider, deleted bool) {

@@ -1161,3 +1161,45 @@ func TestListProvidersSeesEveryChange(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ids(s))
 }
+
+// A DeleteProvider that stopped after its first transaction (a crash, an
+// error) left the provider deleted and still pending in open RFQs:
+// WithdrawDeleted, which rydes runs at start, finishes it.
+func TestWithdrawDeletedFinishesAHalfDoneDelete(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	for _, id := range []string{"gone", "stays"} {
+		_, err := s.CreateProvider(ctx, store.CreateProviderParams{Provider: rydes.Provider{
+			ID: id, Name: id, Kind: rydes.ProviderKindNATS, Status: rydes.ProviderActive,
+		}, Now: base})
+		require.NoError(t, err)
+	}
+	var open []string
+	for range 5 {
+		r := newRFQ(t, "gone", "stays")
+		require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+		open = append(open, r.ID)
+	}
+	// What the first transaction of a delete that then stopped leaves:
+	// the provider gone, its entries still pending.
+	require.NoError(t, s.write(ctx, "half a delete", func(tx *txn) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM providers WHERE id = 'gone'`)
+		return err
+	}))
+
+	now := base.Add(time.Minute)
+	ids, err := s.WithdrawDeleted(ctx, store.WithdrawDeletedParams{Now: now, Chunk: 2})
+	require.NoError(t, err)
+	require.ElementsMatch(t, open, ids)
+	for _, id := range open {
+		r, err := s.GetRFQ(ctx, store.GetRFQParams{ID: id})
+		require.NoError(t, err)
+		require.Equal(t, rydes.StatusOpen, r.Status, "stays is still pending")
+		require.Equal(t, rydes.ProviderWithdrawn, r.Providers[0].State)
+		require.Equal(t, rydes.ProviderPending, r.Providers[1].State)
+		require.EqualValues(t, 2, r.Seq, "created, provider_withdrawn")
+	}
+	ids, err = s.WithdrawDeleted(ctx, store.WithdrawDeletedParams{Now: now})
+	require.NoError(t, err)
+	require.Empty(t, ids, "done")
+}

@@ -540,3 +540,47 @@ func testProviderChangesRace(t *testing.T, s store.Store) {
 		require.NotEqual(t, rydes.ProviderQuoted, entry(t, s, r.ID, "gone").State)
 	}
 }
+
+// testDeleteProviderInChunks deletes a provider asked in more open RFQs
+// than one transaction withdraws it from: it is withdrawn from all of them,
+// oldest first, each with its event, and an RFQ it was the last pending
+// provider of completes.
+func testDeleteProviderInChunks(t *testing.T, s store.Store) {
+	ctx := rydestest.Context(t)
+	createProvider(t, s, natsProvider("gone"), secretsFor("gone", "1"), base)
+	createProvider(t, s, natsProvider("stays"), secretsFor("stays", "1"), base)
+	var want []string
+	for i := range 7 {
+		providers := []string{"gone", "stays"}
+		if i == 4 {
+			providers = []string{"gone"} // completes when withdrawn
+		}
+		r := createRFQ(t, s, rfqOpts{Providers: providers, CreatedAt: base.Add(time.Duration(i) * time.Second)})
+		want = append(want, r.ID)
+	}
+	tDel := base.Add(time.Minute)
+	ids, err := s.DeleteProvider(ctx, store.DeleteProviderParams{ID: "gone", Now: tDel, Chunk: 3})
+	require.NoError(t, err)
+	require.Equal(t, want, ids, "every open RFQ, oldest first, over three transactions")
+	for i, id := range want {
+		r := get(t, s, id)
+		require.Equal(t, rydes.RosterEntry{Provider: "gone", State: rydes.ProviderWithdrawn, ChangedAt: tDel}, r.Providers[0], id)
+		evs := events(t, s, id)
+		if i == 4 {
+			require.Equal(t, rydes.StatusComplete, r.Status)
+			require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventProviderWithdrawn, rydes.EventComplete}, types(evs))
+			continue
+		}
+		require.Equal(t, rydes.StatusOpen, r.Status)
+		require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventProviderWithdrawn}, types(evs))
+	}
+	_, err = s.GetProvider(ctx, "gone")
+	require.Equal(t, rydes.ENOTFOUND, rydes.ErrorCodeOf(err))
+
+	// Nothing was left half-way: nothing more to withdraw.
+	left, err := s.WithdrawDeleted(ctx, store.WithdrawDeletedParams{Now: tDel})
+	require.NoError(t, err)
+	require.Empty(t, left)
+	_, err = s.WithdrawDeleted(ctx, store.WithdrawDeletedParams{})
+	require.Error(t, err, "Now is required")
+}

@@ -83,6 +83,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpsertKeepsRegisteredFields", testUpsertKeepsRegisteredFields},
 		{"ProviderSecrets", testProviderSecrets},
 		{"DeleteProviderMidFlight", testDeleteProviderMidFlight},
+		{"DeleteProviderInChunks", testDeleteProviderInChunks},
 		{"MarkProviderFailed", testMarkProviderFailed},
 		{"FailedProviderAnswers", testFailedProviderAnswers},
 		{"ExpireDueLeavesFailedAndWithdrawn", testExpireDueLeavesFailedAndWithdrawn},
