@@ -13,7 +13,7 @@ import (
 
 // benchConfig parses the bench flags (and their RYDES_* variables).
 // profilePaths are the files `rydes bench` writes profiles to ("" for none).
-type profilePaths struct{ cpu, heap string }
+type profilePaths struct{ cpu, heap, trace string }
 
 func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg bench.Config, jsonOut bool, profile profilePaths, level string, err error) {
 	fs := flag.NewFlagSet("rydes bench", flag.ContinueOnError)
@@ -44,6 +44,7 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.ReferenceDuration, "reference-duration", bench.DefaultReferenceTime, "how long each reference measurement runs")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&profile.cpu, "cpuprofile", "", "write a CPU profile of the measurement window to this file (go tool pprof)")
+	fs.StringVar(&profile.trace, "trace", "", "write an execution trace of the measurement window to this file (go tool trace): where latency goes; it slows the run")
 	fs.StringVar(&profile.heap, "memprofile", "", "write a heap profile to this file (go tool pprof): in the hold scenario once everything is held, else at the end")
 	fs.StringVar(&level, "log-level", "warn", "log level of the bench and the in-process rydes: debug, info, warn or error")
 	fs.Usage = func() {
@@ -105,6 +106,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer f.Close()
 		cfg.CPUProfile = f
+	}
+	if profile.trace != "" {
+		f, err := os.Create(profile.trace)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer f.Close()
+		cfg.Trace = f
 	}
 	if profile.heap != "" {
 		f, err := os.Create(profile.heap)

@@ -17,11 +17,11 @@ import (
 // starts itself, with its reference measurements and a CPU profile.
 func TestBenchJSON(t *testing.T) {
 	dir := t.TempDir()
-	profile := filepath.Join(dir, "cpu.pprof")
+	profile, traceFile := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "window.trace")
 	env := envOf(map[string]string{"RYDES_BENCH_DIR": dir, "RYDES_PROVIDERS": "3"})
 	var out, errOut bytes.Buffer
 	err := run(rydestest.Context(t), []string{"rydes", "bench", "--duration", "2s", "--warmup", "0s", "--concurrency", "4",
-		"--allow-tmpfs", "--reference", "--reference-duration", "200ms", "--json", "--cpuprofile", profile}, env, &out, &errOut)
+		"--allow-tmpfs", "--reference", "--reference-duration", "200ms", "--json", "--cpuprofile", profile, "--trace", traceFile}, env, &out, &errOut)
 	require.NoError(t, err, "stderr: %s", errOut.String())
 
 	var rep bench.Report
@@ -49,6 +49,9 @@ func TestBenchJSON(t *testing.T) {
 	st, err := os.Stat(profile)
 	require.NoError(t, err)
 	require.Positive(t, st.Size(), "a CPU profile was written")
+	tr, err := os.ReadFile(traceFile)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(tr, []byte("go 1.")), "an execution trace was written: %.20q", tr)
 }
 
 func TestBenchFlags(t *testing.T) {
@@ -60,10 +63,10 @@ func TestBenchFlags(t *testing.T) {
 	require.Equal(t, "process-crash", string(cfg.Durability))
 	require.True(t, jsonOut)
 
-	cfg, _, prof, _, err := benchConfig([]string{"get", "--get-open", "--cpuprofile", "cpu.out", "--memprofile", "heap.out"}, envOf(nil), &errOut)
+	cfg, _, prof, _, err := benchConfig([]string{"get", "--get-open", "--cpuprofile", "cpu.out", "--memprofile", "heap.out", "--trace", "t.out"}, envOf(nil), &errOut)
 	require.NoError(t, err)
 	require.True(t, cfg.GetOpen)
-	require.Equal(t, profilePaths{cpu: "cpu.out", heap: "heap.out"}, prof)
+	require.Equal(t, profilePaths{cpu: "cpu.out", heap: "heap.out", trace: "t.out"}, prof)
 
 	_, _, _, _, err = benchConfig([]string{"soak"}, envOf(nil), &errOut)
 	require.ErrorContains(t, err, `unknown bench scenario "soak"`)

@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -119,6 +120,9 @@ type Config struct {
 
 	// CPUProfile, if set, receives a CPU profile of the measurement window.
 	CPUProfile io.Writer
+	// Trace, if set, receives an execution trace of the measurement
+	// window (go tool trace): where a request's latency goes.
+	Trace io.Writer
 	// HeapProfile, if set, receives a heap profile: in the hold scenario
 	// once every request and watcher is held, otherwise at the end.
 	HeapProfile io.Writer
@@ -402,13 +406,15 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// measurement reads the process's CPU time and profiles the CPU over the
-// measurement window.
+// measurement reads the process's CPU time, and profiles the CPU and
+// traces the execution, over the measurement window.
 type measurement struct {
 	cpuStart, cpuEnd time.Duration
 	cpuErr           error
 	profile          io.Writer
 	profiling        bool
+	trace            io.Writer
+	tracing          bool
 }
 
 func (m *measurement) start() {
@@ -420,12 +426,23 @@ func (m *measurement) start() {
 			m.cpuErr = errors.Join(m.cpuErr, fmt.Errorf("cpu profile: %w", err))
 		}
 	}
+	if m.trace != nil {
+		if err := trace.Start(m.trace); err == nil {
+			m.tracing = true
+		} else {
+			m.cpuErr = errors.Join(m.cpuErr, fmt.Errorf("trace: %w", err))
+		}
+	}
 }
 
 func (m *measurement) stop() {
 	if m.profiling {
 		pprof.StopCPUProfile()
 		m.profiling = false
+	}
+	if m.tracing {
+		trace.Stop()
+		m.tracing = false
 	}
 	var err error
 	m.cpuEnd, err = cpuTime()
