@@ -345,7 +345,9 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Retention: jetstream.WorkQueuePolicy,
 			Storage:   jetstream.FileStorage,
 			Replicas:  replicas,
-			// No message ids: a request is deduplicated by its subject.
+			// Moot since requests carry no message id (a request is
+			// deduplicated by its subject, see Publish); kept as it was so
+			// that the stream updates in place.
 			Duplicates: DuplicateWindow,
 			// A request older than MaxAge is long past its deadline (at
 			// most rydes.DefaultMaxTimeout); no bound drops a live one
