@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/wildrydes/rydes"
 )
@@ -18,19 +19,15 @@ const notificationColumns = `rfq_id, event, attempt, at, status, error, delivere
 // NotifyTarget returns the URL an RFQ's final state is to be POSTed to (""
 // if none) and the secret that signs it. ENOTFOUND if there is no such RFQ.
 func (s *Store) NotifyTarget(ctx context.Context, rfqID string) (url, secret string, err error) {
-	err = s.read(ctx, "notify target", func(tx *txn) error {
-		var u, sec sql.NullString
-		err := tx.QueryRowContext(ctx, sqlSelectNotifyTarget, rfqID).Scan(&u, &sec)
-		if errors.Is(err, sql.ErrNoRows) {
-			return rfqNotFound(rfqID)
-		}
-		url, secret = u.String, sec.String
-		return err
-	})
-	if err != nil {
-		return "", "", err
+	var u, sec sql.NullString
+	err = s.readRow(ctx, sqlSelectNotifyTarget, rfqID).Scan(&u, &sec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", rfqNotFound(rfqID)
 	}
-	return url, secret, nil
+	if err != nil {
+		return "", "", fmt.Errorf("notify target: %w", err)
+	}
+	return u.String, sec.String, nil
 }
 
 // RecordNotification appends one delivery attempt to an RFQ's notification

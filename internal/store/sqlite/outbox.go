@@ -80,10 +80,10 @@ func (s *Store) PendingOutbox(ctx context.Context, p store.PendingOutboxParams) 
 // only what the relay has not published yet.
 func (s *Store) OutboxHoldsEvents(ctx context.Context, rfqID string) (bool, error) {
 	var holds bool
-	err := s.read(ctx, "outbox holds events of "+rfqID, func(tx *txn) error {
-		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE rfq_id = ? AND kind = 'event')`, rfqID).Scan(&holds)
-	})
-	return holds, err
+	if err := s.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE rfq_id = ? AND kind = 'event')`, rfqID).Scan(&holds); err != nil {
+		return false, fmt.Errorf("outbox holds events of %s: %w", rfqID, err)
+	}
+	return holds, nil
 }
 
 // DeleteOutbox removes published messages (ids already gone are ignored)

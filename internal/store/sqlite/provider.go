@@ -75,11 +75,16 @@ func (s *Store) UpsertProvider(ctx context.Context, p store.UpsertProviderParams
 // of (migration 006: triggers raise it at every change): while the version
 // is the same, a list costs the read of one row and a copy.
 func (s *Store) ListProviders(ctx context.Context, p store.ListProvidersParams) ([]rydes.Provider, error) {
+	// The version alone, usually enough: one statement, no transaction.
+	var version string
+	if err := s.readRow(ctx, sqlSelectSetting, providersVersionSetting).Scan(&version); err != nil {
+		return nil, fmt.Errorf("list providers: providers version: %w", err)
+	}
+	if out, cached := s.providers.get(p, version); cached {
+		return out, nil
+	}
 	out := []rydes.Provider{}
-	var (
-		version string
-		cached  bool
-	)
+	var cached bool
 	err := s.read(ctx, "list providers", func(tx *txn) error {
 		if err := tx.QueryRowContext(ctx, sqlSelectSetting, providersVersionSetting).Scan(&version); err != nil {
 			return fmt.Errorf("providers version: %w", err)

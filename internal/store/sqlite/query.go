@@ -173,6 +173,9 @@ func closeStmts(stmts map[string]*sql.Stmt) {
 type txn struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// bound holds the statements of stmts bound to tx so far: a batch
+	// runs the same few many times, and binding each time allocates.
+	bound map[string]*sql.Stmt
 	// uncancelable makes statements ignore their context's cancellation.
 	// A write transaction is shared by a group of writes, and SQLite rolls
 	// back the whole transaction when a statement is interrupted, as the
@@ -193,11 +196,30 @@ func (t *txn) stmtCtx(ctx context.Context) context.Context {
 	return ctx
 }
 
+// stmt returns query's prepared statement bound to the transaction, or
+// nil if it has none.
+func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := t.bound[query]; st != nil {
+		return st
+	}
+	st := t.stmts[query]
+	if st == nil {
+		return nil
+	}
+	// Closed by the transaction's commit or rollback.
+	st = t.tx.StmtContext(ctx, st)
+	if t.bound == nil {
+		t.bound = make(map[string]*sql.Stmt, 4)
+	}
+	t.bound[query] = st
+	return st
+}
+
 // ExecContext is sql.Tx's, with a prepared statement if there is one.
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx = t.stmtCtx(ctx)
-	if st := t.stmts[query]; st != nil {
-		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
@@ -205,8 +227,8 @@ func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 // QueryContext is sql.Tx's, with a prepared statement if there is one.
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	ctx = t.stmtCtx(ctx)
-	if st := t.stmts[query]; st != nil {
-		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
@@ -214,8 +236,8 @@ func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql
 // QueryRowContext is sql.Tx's, with a prepared statement if there is one.
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	ctx = t.stmtCtx(ctx)
-	if st := t.stmts[query]; st != nil {
-		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, query, args...)
 }

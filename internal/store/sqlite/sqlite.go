@@ -238,6 +238,16 @@ func (s *Store) read(ctx context.Context, op string, fn func(tx *txn) error) err
 	return nil
 }
 
+// readRow runs query, one statement of readQueries, on a reading
+// connection without a transaction of its own (SQLite gives the statement
+// one): half the time and allocations of read for a single row.
+func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.rs[query]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.r.QueryRowContext(ctx, query, args...)
+}
+
 // wrap adds op to err unless err is a domain error, which goes to the caller
 // as it is.
 func wrap(op string, err error) error {
