@@ -49,6 +49,8 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.Int64Var(&cfg.EventsLimits.MaxMsgs, "events-max-msgs", bus.DefaultEventsMaxMsgs, "most messages of events the broker keeps for watchers and notifications (the oldest go first; each costs the broker about 170 bytes of memory)")
 	cfg.EventsLimits.MaxBytes = bus.DefaultEventsMaxBytes
 	fs.Var(byteSize{&cfg.EventsLimits.MaxBytes}, "events-max-bytes", "most bytes of events the broker keeps (and reserves on its disk), e.g. 1GiB")
+	cfg.EventsLimits.MaxAge = bus.MaxAge
+	fs.Var(longDuration{&cfg.EventsLimits.MaxAge}, "events-max-age", "longest the broker keeps an event, e.g. 3h: at least --rfq-max-timeout, and longer than completion notifications are retried (about 2h15m) or the last ones of a failing receiver are lost")
 	fs.BoolVar(&cfg.Demo, "demo", false, "run the simulated provider fleet (and, on loopback, let anyone act as a customer)")
 	fs.IntVar(&cfg.Sim.Count, "sim-providers", 10, "number of simulated providers with --demo (UnicornManagementResource1..N)")
 	fs.DurationVar(&cfg.Sim.MinDelay, "sim-min-delay", 0, "shortest time a simulated provider takes to answer")
@@ -84,6 +86,9 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 		if n < 1 {
 			return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--%s must be at least 1, got %d", name, n)}
 		}
+	}
+	if cfg.EventsLimits.MaxAge <= 0 {
+		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--events-max-age must be positive, got %s", cfg.EventsLimits.MaxAge)}
 	}
 	cfg.Durability = app.Durability(*durability)
 	if err := cfg.Durability.Validate(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -94,12 +95,12 @@ func TestServeStreamLimitFlags(t *testing.T) {
 	cfg, _, err := serveConfig(nil, envOf(nil), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, bus.StreamLimits{MaxBytes: bus.DefaultDispatchMaxBytes, MaxMsgs: bus.DefaultDispatchMaxMsgs}, cfg.DispatchLimits)
-	require.Equal(t, bus.StreamLimits{MaxBytes: bus.DefaultEventsMaxBytes, MaxMsgs: bus.DefaultEventsMaxMsgs}, cfg.EventsLimits)
+	require.Equal(t, bus.StreamLimits{MaxBytes: bus.DefaultEventsMaxBytes, MaxMsgs: bus.DefaultEventsMaxMsgs, MaxAge: bus.MaxAge}, cfg.EventsLimits)
 
-	cfg, _, err = serveConfig([]string{"--events-max-msgs", "1000000", "--events-max-bytes", "256MiB", "--dispatch-max-bytes", "2GB"},
+	cfg, _, err = serveConfig([]string{"--events-max-msgs", "1000000", "--events-max-bytes", "256MiB", "--dispatch-max-bytes", "2GB", "--events-max-age", "3h"},
 		envOf(map[string]string{"RYDES_DISPATCH_MAX_MSGS": "5000"}), io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, bus.StreamLimits{MaxBytes: 256 << 20, MaxMsgs: 1_000_000}, cfg.EventsLimits)
+	require.Equal(t, bus.StreamLimits{MaxBytes: 256 << 20, MaxMsgs: 1_000_000, MaxAge: 3 * time.Hour}, cfg.EventsLimits)
 	require.Equal(t, bus.StreamLimits{MaxBytes: 2_000_000_000, MaxMsgs: 5000}, cfg.DispatchLimits)
 
 	for _, args := range [][]string{
@@ -109,6 +110,9 @@ func TestServeStreamLimitFlags(t *testing.T) {
 		{"--events-max-bytes", "lots"},
 		{"--dispatch-max-bytes", "-1GiB"},
 		{"--dispatch-max-bytes", "20EiB"},
+		{"--events-max-age", "0"},
+		{"--events-max-age", "-1h"},
+		{"--events-max-age", "soon"},
 	} {
 		_, _, err := serveConfig(args, envOf(nil), io.Discard)
 		require.Error(t, err, "%q", args)

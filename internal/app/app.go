@@ -147,7 +147,10 @@ type Config struct {
 
 	// DispatchLimits and EventsLimits bound the broker's streams of
 	// requests and of events (bus.Config); zero fields take bus's
-	// defaults. Applied to the streams at every start.
+	// defaults. Applied to the streams at every start. EventsLimits.MaxAge
+	// must be at least RFQMaxTimeout, so that a watcher of an open request
+	// finds all its events; reconciliation re-publishes the final events
+	// of the requests closed within it.
 	DispatchLimits, EventsLimits bus.StreamLimits
 
 	Demo bool       // run the simulated fleet
@@ -241,6 +244,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if cfg.Retention < 0 || cfg.RetentionInterval < 0 {
 		return nil, fmt.Errorf("retention %s and its interval %s must not be negative", cfg.Retention, cfg.RetentionInterval)
+	}
+	if cfg.EventsLimits.MaxAge > 0 && cfg.EventsLimits.MaxAge < cfg.RFQMaxTimeout {
+		return nil, fmt.Errorf("the events' max age %s is shorter than the longest request timeout %s", cfg.EventsLimits.MaxAge, cfg.RFQMaxTimeout)
 	}
 	if cfg.Retention > 0 && cfg.Retention < cfg.RFQMaxTimeout {
 		// A request must be able to close before it can be purged, and its
@@ -446,7 +452,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.ReconcileInterval >= 0 {
 		rec, err = reconcile.New(reconcile.Config{
 			Store: a.store, Broker: a.bus, Interval: cfg.ReconcileInterval, Clock: cfg.Clock,
-			Logger: a.log.With("component", "reconcile"),
+			Logger: a.log.With("component", "reconcile"), EventsMaxAge: cfg.EventsLimits.MaxAge,
 			EnsureQueues: func(ctx context.Context) error {
 				_, err := a.reg.Reconcile(ctx)
 				return err

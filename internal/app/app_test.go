@@ -416,20 +416,26 @@ func TestOutboxPublishesWhatACrashLeft(t *testing.T) {
 func TestStreamLimits(t *testing.T) {
 	cfg := config(t, t.TempDir(), fleet(1, 1, false))
 	cfg.DispatchLimits = bus.StreamLimits{MaxMsgs: 5000}
-	cfg.EventsLimits = bus.StreamLimits{MaxMsgs: 1_000_000, MaxBytes: 256 << 20}
+	cfg.EventsLimits = bus.StreamLimits{MaxMsgs: 1_000_000, MaxBytes: 256 << 20, MaxAge: 3 * time.Hour}
 	h := start(t, cfg)
 	ctx := rydestest.Context(t)
-	got := map[string][2]int64{}
+	got := map[string][3]int64{}
 	for _, name := range []string{bus.DispatchStream, bus.EventsStream} {
 		s, err := h.app.Bus().JetStream().Stream(ctx, name)
 		require.NoError(t, err)
 		c := s.CachedInfo().Config
-		got[name] = [2]int64{c.MaxMsgs, c.MaxBytes}
+		got[name] = [3]int64{c.MaxMsgs, c.MaxBytes, int64(c.MaxAge)}
 	}
-	require.Equal(t, map[string][2]int64{
-		bus.DispatchStream: {5000, bus.DefaultDispatchMaxBytes},
-		bus.EventsStream:   {1_000_000, 256 << 20},
+	require.Equal(t, map[string][3]int64{
+		bus.DispatchStream: {5000, bus.DefaultDispatchMaxBytes, int64(bus.MaxAge)},
+		bus.EventsStream:   {1_000_000, 256 << 20, int64(3 * time.Hour)},
 	}, got)
+
+	// Events kept less long than a request may stay open: refused.
+	bad := config(t, t.TempDir(), fleet(1, 1, false))
+	bad.EventsLimits.MaxAge = bad.RFQMaxTimeout - time.Second
+	_, err := app.Start(ctx, bad)
+	require.ErrorContains(t, err, "shorter than the longest request timeout")
 }
 
 // TestStartFinishesAHalfDoneProviderDelete: a provider delete withdraws the

@@ -10,7 +10,8 @@
 //	                                                 that provider's queue
 //	RYDES_EVENTS    rydes.events.<rfq id>.<type>.<seq>
 //	                                                 limits: RFQ events for
-//	                                                 watchers, kept 24h
+//	                                                 watchers, kept 24h by
+//	                                                 default
 //
 // Answers come back as requests, not through a stream: a provider sends
 // its answer on rydes.answers.<provider> and waits for the reply, which
@@ -111,17 +112,22 @@ const (
 
 // StreamLimits bound one stream. Zero fields take the stream's default.
 type StreamLimits struct {
-	MaxBytes int64 // bytes of messages kept
-	MaxMsgs  int64 // messages kept
+	MaxBytes int64         // bytes of messages kept
+	MaxMsgs  int64         // messages kept
+	MaxAge   time.Duration // how long a message is kept at most; default MaxAge
 }
 
-// withDefaults returns l with its zero fields set to maxBytes and maxMsgs.
+// withDefaults returns l with its zero fields set to maxBytes, maxMsgs
+// and MaxAge.
 func (l StreamLimits) withDefaults(maxBytes, maxMsgs int64) StreamLimits {
 	if l.MaxBytes == 0 {
 		l.MaxBytes = maxBytes
 	}
 	if l.MaxMsgs == 0 {
 		l.MaxMsgs = maxMsgs
+	}
+	if l.MaxAge == 0 {
+		l.MaxAge = MaxAge
 	}
 	return l
 }
@@ -207,8 +213,11 @@ func (cfg Config) withDefaults() (Config, error) {
 		return Config{}, fmt.Errorf("ack wait must be at least 1s, got %s", cfg.AckWait)
 	}
 	for name, l := range map[string]StreamLimits{DispatchStream: cfg.Dispatch, EventsStream: cfg.Events} {
-		if l.MaxBytes < 0 || l.MaxMsgs < 0 {
-			return Config{}, fmt.Errorf("stream %s: limits must not be negative, got %d bytes, %d messages", name, l.MaxBytes, l.MaxMsgs)
+		if l.MaxBytes < 0 || l.MaxMsgs < 0 || l.MaxAge < 0 {
+			return Config{}, fmt.Errorf("stream %s: limits must not be negative, got %d bytes, %d messages, %s", name, l.MaxBytes, l.MaxMsgs, l.MaxAge)
+		}
+		if l.MaxAge > 0 && l.MaxAge < DuplicateWindow {
+			return Config{}, fmt.Errorf("stream %s: max age must be at least the duplicate window %s, got %s", name, DuplicateWindow, l.MaxAge)
 		}
 	}
 	cfg.Dispatch = cfg.Dispatch.withDefaults(DefaultDispatchMaxBytes, DefaultDispatchMaxMsgs)
@@ -352,7 +361,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			// A request older than MaxAge is long past its deadline (at
 			// most rydes.DefaultMaxTimeout); no bound drops a live one
 			// silently: a full stream refuses new requests instead.
-			MaxAge:   MaxAge,
+			MaxAge:   cfg.Dispatch.MaxAge,
 			MaxBytes: cfg.Dispatch.MaxBytes,
 			MaxMsgs:  cfg.Dispatch.MaxMsgs,
 			Discard:  jetstream.DiscardNew,
@@ -365,7 +374,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			Duplicates:  DuplicateWindow,
-			MaxAge:      MaxAge,
+			MaxAge:      cfg.Events.MaxAge,
 			MaxBytes:    cfg.Events.MaxBytes,
 			MaxMsgs:     cfg.Events.MaxMsgs,
 			Discard:     jetstream.DiscardOld,

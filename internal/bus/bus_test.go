@@ -636,3 +636,24 @@ func streamNames(ctx context.Context, t *testing.T, js jetstream.JetStream) []st
 	require.NoError(t, l.Err())
 	return names
 }
+
+// Limits out of range are refused before anything is created.
+func TestNewRefusesLimitsOutOfRange(t *testing.T) {
+	bb := setup(t, false)
+	ctx := rydestest.Context(t)
+	for name, cfg := range map[string]Config{
+		"negative messages":            {Dispatch: StreamLimits{MaxMsgs: -1}},
+		"negative bytes":               {Events: StreamLimits{MaxBytes: -1}},
+		"negative age":                 {Events: StreamLimits{MaxAge: -time.Hour}},
+		"shorter than the ids' window": {Events: StreamLimits{MaxAge: time.Minute}},
+		"ack wait under a second":      {AckWait: time.Millisecond},
+		"negative replicas":            {Replicas: -1},
+	} {
+		_, err := New(ctx, bb.nc, cfg)
+		require.Error(t, err, name)
+	}
+	cfg, err := Config{Events: StreamLimits{MaxAge: 3 * time.Hour}}.withDefaults()
+	require.NoError(t, err)
+	require.Equal(t, StreamLimits{MaxBytes: DefaultEventsMaxBytes, MaxMsgs: DefaultEventsMaxMsgs, MaxAge: 3 * time.Hour}, cfg.Events)
+	require.Equal(t, MaxAge, cfg.Dispatch.MaxAge)
+}
