@@ -99,29 +99,23 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cfg.Progress = stderr
-	if profile.cpu != "" {
-		f, err := os.Create(profile.cpu)
+	for _, out := range []struct {
+		path, what string
+		into       *io.Writer
+	}{
+		{profile.cpu, "cpu profile", &cfg.CPUProfile},
+		{profile.trace, "trace", &cfg.Trace},
+		{profile.heap, "heap profile", &cfg.HeapProfile},
+	} {
+		if out.path == "" {
+			continue
+		}
+		f, err := os.Create(out.path)
 		if err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
+			return fmt.Errorf("%s: %w", out.what, err)
 		}
 		defer f.Close()
-		cfg.CPUProfile = f
-	}
-	if profile.trace != "" {
-		f, err := os.Create(profile.trace)
-		if err != nil {
-			return fmt.Errorf("trace: %w", err)
-		}
-		defer f.Close()
-		cfg.Trace = f
-	}
-	if profile.heap != "" {
-		f, err := os.Create(profile.heap)
-		if err != nil {
-			return fmt.Errorf("heap profile: %w", err)
-		}
-		defer f.Close()
-		cfg.HeapProfile = f
+		*out.into = f
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {

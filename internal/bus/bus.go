@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,13 +287,8 @@ func checkServerVersion(version string) error {
 		return fmt.Errorf("the broker's nats-server version: %w", err)
 	}
 	need, _ := parse(MinServerVersion)
-	for i := range have {
-		if have[i] != need[i] {
-			if have[i] < need[i] {
-				return fmt.Errorf("the broker runs nats-server %s; rydes needs %s or later", version, MinServerVersion)
-			}
-			break
-		}
+	if slices.Compare(have[:], need[:]) < 0 {
+		return fmt.Errorf("the broker runs nats-server %s; rydes needs %s or later", version, MinServerVersion)
 	}
 	return nil
 }
@@ -600,11 +596,11 @@ func (b *Bus) storeDispatchAgain(ctx context.Context, nm *nats.Msg) (*jetstream.
 		}
 		nm.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
 		ack, err := b.js.PublishMsg(ctx, nm)
-		if err == nil || !isWrongLastSeq(err) {
-			if err != nil {
-				return nil, fmt.Errorf("publish to %s: %w", nm.Subject, err)
-			}
+		if err == nil {
 			return ack, nil
+		}
+		if !isWrongLastSeq(err) {
+			return nil, fmt.Errorf("publish to %s: %w", nm.Subject, err)
 		}
 	}
 	return nil, fmt.Errorf("publish to %s: what its subject holds changed %d times in a row", nm.Subject, dispatchStoreAttempts)

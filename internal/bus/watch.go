@@ -109,7 +109,7 @@ func decodeEvents(subject string, data []byte, h nats.Header) ([]rydes.Event, er
 	if h != nil {
 		id = h.Get(jetstream.MsgIDHeader)
 	}
-	if want := "event." + last.ID(); id != want {
+	if want := EventsMsgID(last); id != want {
 		return nil, fmt.Errorf("decode events on %s: message id %q, want %q", subject, id, want)
 	}
 	return events, nil

@@ -236,14 +236,9 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 		return rydes.Errorf(rydes.ECONFLICT, "provider %s is simulated; run with fewer --sim-providers instead", id)
 	}
 	withdrawn, err := r.store.DeleteProvider(ctx, store.DeleteProviderParams{ID: id, Now: r.now()})
+	r.emitted(withdrawn) // all of them, or those before a failure
 	if err != nil {
-		if len(withdrawn) > 0 && r.hooks.Emitted != nil {
-			r.hooks.Emitted() // what was withdrawn before the failure
-		}
 		return fmt.Errorf("delete provider %s: %w", id, err)
-	}
-	if len(withdrawn) > 0 && r.hooks.Emitted != nil {
-		r.hooks.Emitted()
 	}
 	if r.hooks.Disconnect != nil {
 		r.hooks.Disconnect(id)
@@ -416,13 +411,19 @@ func (r *Registry) Reconcile(ctx context.Context) ([]rydes.Provider, error) {
 // chunk at a time) from the open RFQs they were left in. Run it at start.
 func (r *Registry) FinishDeletes(ctx context.Context) error {
 	ids, err := r.store.WithdrawDeleted(ctx, store.WithdrawDeletedParams{Now: r.now()})
-	if len(ids) > 0 && r.hooks.Emitted != nil {
-		r.hooks.Emitted()
-	}
+	r.emitted(ids)
 	if err != nil {
 		return fmt.Errorf("finish deletes of providers: %w", err)
 	}
 	return nil
+}
+
+// emitted tells the Emitted hook that the store wrote events, if withdrawing
+// from the RFQs ids did.
+func (r *Registry) emitted(ids []string) {
+	if len(ids) > 0 && r.hooks.Emitted != nil {
+		r.hooks.Emitted()
+	}
 }
 
 func (r *Registry) changed(ctx context.Context, p rydes.Provider, deleted bool) {

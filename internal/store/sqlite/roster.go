@@ -92,8 +92,9 @@ func (s *Store) WithdrawDeleted(ctx context.Context, p store.WithdrawDeletedPara
 		return nil, err
 	}
 	ids := []string{}
+	now, chunk := utc(p.Now), withdrawChunk(p.Chunk)
 	for _, provider := range gone {
-		more, err := s.withdrawAll(ctx, provider, utc(p.Now), withdrawChunk(p.Chunk))
+		more, err := s.withdrawAll(ctx, provider, now, chunk)
 		ids = append(ids, more...)
 		if err != nil {
 			return ids, fmt.Errorf("withdraw deleted provider %s: %w", provider, err)
