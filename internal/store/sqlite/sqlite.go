@@ -135,14 +135,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	}
 	busy := fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds())
 
-	// temp_store(MEMORY): a group commit runs each write in a savepoint,
-	// whose sub-journal holds the first version of every page the write
-	// changes; past 64 KiB SQLite spills it to a temporary file, which it
-	// creates, writes and deletes in every such transaction (3 % of the
-	// CPU of rydes bench --rate 150 went to it). In memory it costs what
-	// the writes of one group change, at most maxGroup writes, and the
-	// large ones (retention, provider withdrawal) go in chunks.
-	w, err := openPool(ctx, path, []string{busy, "journal_mode(WAL)", "synchronous(" + string(o.synchronous) + ")", "foreign_keys(ON)", "temp_store(MEMORY)", "wal_autocheckpoint(" + strconv.Itoa(walCheckpointPages) + ")"}, "_txlock=immediate")
+	w, err := openPool(ctx, path, []string{busy, "journal_mode(WAL)", "synchronous(" + string(o.synchronous) + ")", "foreign_keys(ON)", "wal_autocheckpoint(" + strconv.Itoa(walCheckpointPages) + ")"}, "_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}

@@ -897,17 +897,6 @@ func TestSynchronousOption(t *testing.T) {
 	require.ErrorContains(t, err, `synchronous "OFF"`)
 }
 
-// TestWriterKeepsTemporaryDataInMemory checks that the writing connection
-// keeps its savepoints' sub-journals in memory (temp_store MEMORY, 2), not
-// in a temporary file created and deleted by every group commit.
-func TestWriterKeepsTemporaryDataInMemory(t *testing.T) {
-	ctx := rydestest.Context(t)
-	s := newTestStore(t)
-	var n int
-	require.NoError(t, s.w.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&n))
-	require.Equal(t, 2, n)
-}
-
 // TestDeleteOutboxIsAtomic makes raising the acked setting fail (a trigger)
 // and checks that the delete of the same call is rolled back with it: the
 // outbox rows stay, to be published again, and no mark is written.
