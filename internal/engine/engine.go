@@ -57,6 +57,13 @@ type Config struct {
 	DeadlineSweep time.Duration
 	// RetryBackoff is how long a loop waits after a failed round (default 250ms).
 	RetryBackoff time.Duration
+	// OutboxDeleteDelay is how long the relay lets the rows of what it
+	// published wait to be deleted, unless OutboxBatch of them wait
+	// already (default 50ms; negative: after every round). Nothing waits
+	// for a delete, and a commit each round was most of the commits at
+	// moderate load; a row still there after a crash is published again,
+	// which the broker drops while it holds the message.
+	OutboxDeleteDelay time.Duration
 
 	// Retention is how long final RFQs (from when they closed) and the
 	// records outside RFQs (dead letters, refused answers of no RFQ,
@@ -82,6 +89,9 @@ type Config struct {
 	ExpiryGrace time.Duration
 }
 
+// DefaultOutboxDeleteDelay is Config.OutboxDeleteDelay's default.
+const DefaultOutboxDeleteDelay = 50 * time.Millisecond
+
 // Engine is rydes's scatter-gather engine. Its methods are safe for
 // concurrent use; Run drives its background loops.
 type Engine struct {
@@ -96,6 +106,7 @@ type Engine struct {
 	outboxSweep   time.Duration
 	deadlineSweep time.Duration
 	retryBackoff  time.Duration
+	deleteDelay   time.Duration
 
 	retention         time.Duration
 	retentionInterval time.Duration
@@ -132,6 +143,7 @@ func New(cfg Config) (*Engine, error) {
 		outboxSweep:       cfg.OutboxSweep,
 		deadlineSweep:     cfg.DeadlineSweep,
 		retryBackoff:      cfg.RetryBackoff,
+		deleteDelay:       cfg.OutboxDeleteDelay,
 		retention:         cfg.Retention,
 		retentionInterval: cfg.RetentionInterval,
 		purgeBatch:        cfg.PurgeBatch,
@@ -166,6 +178,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.retryBackoff <= 0 {
 		e.retryBackoff = 250 * time.Millisecond
+	}
+	if e.deleteDelay == 0 {
+		e.deleteDelay = DefaultOutboxDeleteDelay
 	}
 	if e.retention < 0 {
 		return nil, fmt.Errorf("engine: retention must not be negative, got %s", e.retention)

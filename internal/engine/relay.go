@@ -14,8 +14,9 @@ import (
 // runs the same relay with the delete of each batch in line): it reads a
 // batch, publishes it, hands the deletion of its rows to a background
 // deleter and reads on past it (by id) without waiting for that commit.
-// The deleter merges what waits into one DeleteOutbox call, which records
-// the streams' acknowledged sequences with the delete, as FlushOutbox does.
+// The deleter lets the rows wait a little (Config.OutboxDeleteDelay) and
+// merges what waits into one DeleteOutbox call, which records the
+// streams' acknowledged sequences with the delete, as FlushOutbox does.
 // Nothing is lost if a delete fails or never happens: the rows stay, the
 // relay reads from the start again and re-publishes them, and the broker
 // drops what it still holds (see bus.Publish).
@@ -239,6 +240,10 @@ func (r *relay) runDeleter(ctx context.Context) {
 			return
 		case <-r.wake:
 		}
+		if !r.lingerForDeletes(ctx) {
+			r.deleteQueued(context.WithoutCancel(ctx))
+			return
+		}
 		if err := r.deleteQueued(ctx); err != nil && ctx.Err() == nil {
 			r.e.log.Warn("outbox relay: delete published messages; they are published again", "err", err)
 			select {
@@ -246,6 +251,32 @@ func (r *relay) runDeleter(ctx context.Context) {
 			case <-r.e.clock.After(r.e.retryBackoff):
 			}
 			r.e.KickOutbox()
+		}
+	}
+}
+
+// lingerForDeletes lets what round queued for deletion wait up to the
+// engine's delete delay, or until a batch waits, so that one commit
+// deletes what many rounds published. It returns false if ctx ended.
+func (r *relay) lingerForDeletes(ctx context.Context) bool {
+	if r.e.deleteDelay <= 0 {
+		return true
+	}
+	t := r.e.clock.NewTimer(r.e.deleteDelay)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		queued := len(r.pending.IDs)
+		r.mu.Unlock()
+		if queued >= r.e.outboxBatch {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.Chan():
+			return true
+		case <-r.wake:
 		}
 	}
 }

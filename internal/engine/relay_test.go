@@ -110,6 +110,53 @@ func TestRelayDoesNotWaitForDeletes(t *testing.T) {
 	require.Equal(t, 4, pub.count())
 }
 
+// The relay lets published rows wait for a batch (OutboxBatch) or the
+// delete delay before it deletes them: two requests' rows, published in
+// two rounds, go in one delete.
+func TestRelayDeletesPublishedRowsTogether(t *testing.T) {
+	st := &deleteGate{Store: openStore(t, "p1")}
+	e, pub := runRelay(t, st, func(c *engine.Config) {
+		c.OutboxBatch = 4
+		c.OutboxDeleteDelay = time.Hour
+	})
+	ctx := rydestest.Context(t)
+	req := rydes.RFQRequest{Customer: "cmr", From: "a", To: "b"}
+
+	_, err := e.CreateRFQ(ctx, req)
+	require.NoError(t, err)
+	rydestest.WaitFor(t, "the first request's dispatch and created event", func() bool { return pub.count() == 2 })
+	_, err = e.CreateRFQ(ctx, req)
+	require.NoError(t, err)
+	rydestest.WaitFor(t, "the outbox to empty", func() bool { return pendingOutbox(t, st) == 0 })
+	require.Equal(t, 4, pub.count())
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	require.Equal(t, 1, st.calls, "one delete for both rounds")
+}
+
+// Rows waiting for the delete delay are deleted when the engine stops.
+func TestRelayDeletesWaitingRowsAtStop(t *testing.T) {
+	st := openStore(t, "p1")
+	pub := &recordingPublisher{}
+	e, err := engine.New(engine.Config{
+		Store: st, Publisher: pub, Clock: clockwork.NewRealClock(), Logger: rydestest.Logger(t),
+		OutboxSweep: time.Hour, OutboxDeleteDelay: time.Hour,
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(rydestest.Context(t))
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	_, err = e.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "a", To: "b"})
+	require.NoError(t, err)
+	rydestest.WaitFor(t, "the dispatch and the created event", func() bool { return pub.count() == 2 })
+	require.Equal(t, 2, pendingOutbox(t, st), "published, waiting for the delete delay")
+	cancel()
+	require.NoError(t, <-done)
+	require.Zero(t, pendingOutbox(t, st))
+	require.Equal(t, 2, pub.count(), "nothing published twice")
+}
+
 // A delete that fails leaves the rows: the relay publishes them again
 // (the broker drops the duplicates) and deletes them then.
 func TestRelayRepublishesWhatItCouldNotDelete(t *testing.T) {

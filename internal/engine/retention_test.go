@@ -113,7 +113,10 @@ func TestNegativeRetentionIsRefused(t *testing.T) {
 type fakeNoStore struct{ store.Store }
 
 func TestRunPurgesEveryRetentionInterval(t *testing.T) {
-	b, _ := setupRetention(t, func(c *engine.Config) { c.Retention = time.Hour; c.RetentionInterval = time.Minute })
+	// Deletes at once: the delete delay waits on the fake clock too.
+	b, _ := setupRetention(t, func(c *engine.Config) {
+		c.Retention, c.RetentionInterval, c.OutboxDeleteDelay = time.Hour, time.Minute, -1
+	})
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
 	go func() { done <- b.engine.Run(ctx) }()
