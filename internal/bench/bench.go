@@ -39,6 +39,7 @@ import (
 	"github.com/wildrydes/rydes/internal/app"
 	"github.com/wildrydes/rydes/internal/bus"
 	"github.com/wildrydes/rydes/internal/fsinfo"
+	"github.com/wildrydes/rydes/internal/store/sqlite"
 )
 
 // Scenarios.
@@ -415,10 +416,27 @@ type measurement struct {
 	profiling        bool
 	trace            io.Writer
 	tracing          bool
+
+	// commits, if set, counts the in-process store's commits, read at
+	// both ends of the window.
+	commits                func() sqlite.CommitStats
+	commitStart, commitEnd sqlite.CommitStats
+}
+
+// newMeasurement returns the measurement of a window of cfg's run on tg.
+func newMeasurement(cfg Config, tg *target) *measurement {
+	m := &measurement{profile: cfg.CPUProfile, trace: cfg.Trace}
+	if tg.app != nil {
+		m.commits = tg.app.SQLite().CommitStats
+	}
+	return m
 }
 
 func (m *measurement) start() {
 	m.cpuStart, m.cpuErr = cpuTime()
+	if m.commits != nil {
+		m.commitStart = m.commits()
+	}
 	if m.profile != nil {
 		if err := pprof.StartCPUProfile(m.profile); err == nil {
 			m.profiling = true
@@ -447,4 +465,7 @@ func (m *measurement) stop() {
 	var err error
 	m.cpuEnd, err = cpuTime()
 	m.cpuErr = errors.Join(m.cpuErr, err)
+	if m.commits != nil {
+		m.commitEnd = m.commits()
+	}
 }

@@ -89,7 +89,7 @@ func runGet(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	}
 
 	g := &GetReport{Concurrency: cfg.Concurrency, Requests: len(ids), Open: cfg.GetOpen, DurationSec: cfg.Duration.Seconds()}
-	m := &measurement{profile: cfg.CPUProfile, trace: cfg.Trace}
+	m := newMeasurement(cfg, tg)
 	fmt.Fprintf(cfg.Progress, "get: %d requests, %d in flight, warmup %s, then %s of full GETs and %s of conditional GETs\n",
 		len(ids), cfg.Concurrency, cfg.Warmup, cfg.Duration, cfg.Duration)
 	getLoop(ctx, cfg, tg, ids, nil, cfg.Warmup, nil)

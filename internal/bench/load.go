@@ -69,7 +69,7 @@ func runLoad(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	from := start.Add(cfg.Warmup)
 	to := from.Add(cfg.Duration)
 	l.tr.setWindow(from, to)
-	m := &measurement{profile: cfg.CPUProfile, trace: cfg.Trace}
+	m := newMeasurement(cfg, tg)
 	stopProgress := l.progress(ctx, start, from, to, m)
 
 	genCtx, cancel := context.WithDeadline(ctx, to)

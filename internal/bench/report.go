@@ -44,6 +44,9 @@ type Report struct {
 	Latency Latency `json:"latency"`
 	Errors  Errors  `json:"errors"`
 	Process Process `json:"process"`
+	// Store is what the in-process rydes's database committed in the
+	// window of the load scenario; nil against a rydes at --url.
+	Store *StoreFigures `json:"store,omitempty"`
 
 	Get       *GetReport  `json:"get,omitempty"`
 	Hold      *HoldReport `json:"hold,omitempty"`
@@ -97,6 +100,18 @@ type Process struct {
 	RSSMiB          float64 `json:"rss_mib"`
 	PeakRSSMiB      float64 `json:"peak_rss_mib"`
 	Error           string  `json:"error,omitempty"`
+}
+
+// StoreFigures counts the database's commits over the window: with the
+// default durability each is an fsync, and at moderate load their number,
+// not the rows, is what the store costs.
+type StoreFigures struct {
+	Commits int64 `json:"commits"`
+	// Writes is the writes those commits held (creates, staged batches of
+	// answers, outbox deletes...).
+	Writes int64 `json:"writes"`
+	// CommitsPerRequest is Commits over the requests completed.
+	CommitsPerRequest float64 `json:"commits_per_request,omitempty"`
 }
 
 // Ratios are rydes's figures over the reference's.
@@ -180,6 +195,13 @@ func (r *Report) fillLoad(l *load, fl *fleet, m *measurement, window time.Durati
 	r.fillProcess(l.tg, m, window)
 	if r.Process.CPUSeconds > 0 && r.Completed > 0 {
 		r.Process.CPUPerRequestMS = r.Process.CPUSeconds * 1000 / float64(r.Completed)
+	}
+	if m.commits != nil {
+		st := &StoreFigures{Commits: m.commitEnd.Commits - m.commitStart.Commits, Writes: m.commitEnd.Writes - m.commitStart.Writes}
+		if r.Completed > 0 {
+			st.CommitsPerRequest = float64(st.Commits) / float64(r.Completed)
+		}
+		r.Store = st
 	}
 	if l.tg.events == nil {
 		r.Notes = append(r.Notes, "no NATS credentials: completion and staging seen over SSE, every request watched; staged→SSE not measured")
@@ -310,6 +332,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("), rss %.0f MiB, peak rss %.0f MiB\n", pr.RSSMiB, pr.PeakRSSMiB)
 	if pr.Error != "" {
 		p("process figures: %s\n", pr.Error)
+	}
+	if st := r.Store; st != nil {
+		p("store: %d commits of %d writes (%.2f per request)\n", st.Commits, st.Writes, st.CommitsPerRequest)
 	}
 	if ref := r.Reference; ref != nil {
 		p("\nreference, same disk (%s), durability %s\n", ref.Dir, ref.Durability)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Group commit. SQLite has one writer and, with synchronous=FULL, an fsync
@@ -38,6 +39,25 @@ type committer struct {
 	quit    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+
+	commits atomic.Int64 // transactions committed
+	writes  atomic.Int64 // writes committed in them
+}
+
+// CommitStats counts what the store committed since it opened.
+type CommitStats struct {
+	// Commits is the transactions committed: with synchronous=FULL, one
+	// fsync each.
+	Commits int64
+	// Writes is the writes (CreateRFQ, StageAnswers, DeleteOutbox...)
+	// those transactions committed: Writes/Commits is the group commit's
+	// average group.
+	Writes int64
+}
+
+// CommitStats returns what the store committed since it opened.
+func (s *Store) CommitStats() CommitStats {
+	return CommitStats{Commits: s.commits.commits.Load(), Writes: s.commits.writes.Load()}
 }
 
 func newCommitter(s *Store) *committer {
@@ -193,6 +213,8 @@ func (c *committer) commit(group []*pendingWrite) {
 		}
 		return
 	}
+	c.commits.Add(1)
+	c.writes.Add(int64(len(committed)))
 	if listener != nil && len(t.outbox) > 0 {
 		(*listener)(t.outbox)
 	}

@@ -60,6 +60,7 @@ func settingExists(t *testing.T, s *Store, name string) bool {
 // one; a write that fails is rolled back alone.
 func TestGroupCommit(t *testing.T) {
 	s := newTestStore(t)
+	before := s.CommitStats()
 	release, held := holdWriter(t, s)
 
 	txs := make(chan *txn, 10)
@@ -93,6 +94,10 @@ func TestGroupCommit(t *testing.T) {
 	require.True(t, settingExists(t, s, "a"))
 	require.False(t, settingExists(t, s, "b"), "the failed write is rolled back")
 	require.True(t, settingExists(t, s, "c"))
+	after := s.CommitStats()
+	require.Equal(t, CommitStats{Commits: 2, Writes: 3},
+		CommitStats{Commits: after.Commits - before.Commits, Writes: after.Writes - before.Writes},
+		"the held write alone, then a and c together; b rolled back")
 }
 
 // A caller that gives up while its write waits gets its context's error,
