@@ -197,7 +197,8 @@ func (r *Report) fillLoad(l *load, fl *fleet, m *measurement, window time.Durati
 		r.Process.CPUPerRequestMS = r.Process.CPUSeconds * 1000 / float64(r.Completed)
 	}
 	if m.commits != nil {
-		st := &StoreFigures{Commits: m.commitEnd.Commits - m.commitStart.Commits, Writes: m.commitEnd.Writes - m.commitStart.Writes}
+		d := m.commitEnd.Sub(m.commitStart)
+		st := &StoreFigures{Commits: d.Commits, Writes: d.Writes}
 		if r.Completed > 0 {
 			st.CommitsPerRequest = float64(st.Commits) / float64(r.Completed)
 		}

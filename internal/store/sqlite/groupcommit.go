@@ -55,6 +55,11 @@ type CommitStats struct {
 	Writes int64
 }
 
+// Sub returns what was committed between before and c.
+func (c CommitStats) Sub(before CommitStats) CommitStats {
+	return CommitStats{Commits: c.Commits - before.Commits, Writes: c.Writes - before.Writes}
+}
+
 // CommitStats returns what the store committed since it opened.
 func (s *Store) CommitStats() CommitStats {
 	return CommitStats{Commits: s.commits.commits.Load(), Writes: s.commits.writes.Load()}
