@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -241,6 +243,32 @@ func TestGetRFQ(t *testing.T) {
 		order = append(order, q.Provider+"="+q.Price.Amount)
 	}
 	assert.Equal(t, []string{"UnicornManagementResource10=45", "UnicornManagementResource1=45.5", "UnicornManagementResource2=100"}, order, "best first")
+}
+
+// A final RFQ's body is encoded once and then served from memory: every
+// response is the same JSON, one newline after it, its length declared,
+// and serving it leaves the cached body as it was.
+func TestGetFinalRFQBodyIsServedAlike(t *testing.T) {
+	h := newHarness(t)
+	created := h.createRFQ(t, validBody)
+	h.fake.addQuote(created.ID, "UnicornManagementResource1", "45.5")
+	h.fake.setStatus(created.ID, rydes.StatusComplete)
+
+	var first []byte
+	for i := range 3 {
+		resp, b := h.do(t, http.MethodGet, "/v1/rfqs/"+created.ID, "", nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+		require.Equal(t, strconv.Itoa(len(b)), resp.Header.Get("Content-Length"))
+		require.True(t, bytes.HasSuffix(b, []byte("}\n")), "one newline after the JSON: %q", b)
+		var rfq rfqJSON
+		require.NoError(t, json.Unmarshal(b, &rfq))
+		require.Equal(t, "complete", rfq.Status)
+		if i == 0 {
+			first = b
+			continue
+		}
+		require.Equal(t, string(first), string(b), "response %d", i+1)
+	}
 }
 
 func TestGetRFQCanonicalisesID(t *testing.T) {

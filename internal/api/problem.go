@@ -156,11 +156,21 @@ func writeJSON(w http.ResponseWriter, r *http.Request, logger *slog.Logger, stat
 	writeJSONBytes(w, r, logger, status, b)
 }
 
-// writeJSONBytes writes b, JSON already encoded, as writeJSON does.
+// writeJSONBytes writes b, JSON already encoded, as writeJSON does. b is
+// not changed (it may be a cached body shared by many responses), nor
+// copied: the newline after it is a write of its own into the response's
+// buffer.
 func writeJSONBytes(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if _, err := w.Write(append(b[:len(b):len(b)], '\n')); err != nil {
+	_, err := w.Write(b)
+	if err == nil {
+		_, err = w.Write(newline)
+	}
+	if err != nil {
 		logger.DebugContext(r.Context(), "write response", "path", r.URL.Path, "err", err)
 	}
 }
+
+// newline ends every JSON body.
+var newline = []byte{'\n'}
