@@ -433,6 +433,42 @@ func TestRunFiresDeadlinesAndRelaysOutbox(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// The deadline loop sleeps until the earliest deadline (DeadlineSweep
+// bounds nothing here); an RFQ due before that wakes it, and expires on
+// time while the later one stays open.
+func TestEarlierDeadlineWakesTheDeadlineLoop(t *testing.T) {
+	ctx := rydestest.Context(t)
+	st := openStore(t, "p1")
+	clock := clockwork.NewFakeClockAt(start)
+	e, err := engine.New(engine.Config{
+		Store: st, Publisher: &recordingPublisher{}, Clock: clock, Logger: rydestest.Logger(t),
+		Limits:        rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 2 * time.Hour},
+		DeadlineSweep: 2 * time.Hour,
+	})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+
+	late, err := e.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "a", To: "b", Timeout: time.Hour})
+	require.NoError(t, err)
+	early, err := e.CreateRFQ(ctx, rydes.RFQRequest{Customer: "cmr", From: "a", To: "b", Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	rydestest.WaitFor(t, "the earlier RFQ to expire", func() bool {
+		clock.Advance(time.Second)
+		got, err := st.GetRFQ(ctx, store.GetRFQParams{ID: early.ID})
+		require.NoError(t, err)
+		return got.Status == rydes.StatusExpired
+	})
+	require.True(t, clock.Now().Before(late.Deadline), "expired long before the later deadline the loop slept towards")
+	got, err := st.GetRFQ(ctx, store.GetRFQParams{ID: late.ID})
+	require.NoError(t, err)
+	require.Equal(t, rydes.StatusOpen, got.Status)
+
+	cancel()
+	require.NoError(t, <-done)
+}
+
 func TestRoutingFiltersDecideTheAskedSet(t *testing.T) {
 	b := setup(t, "anyone")
 	for _, p := range []rydes.Provider{
