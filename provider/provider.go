@@ -415,23 +415,25 @@ func (p *Provider) handle(ctx context.Context, h Handler, m jetstream.Msg, beat 
 		}
 		return
 	}
-	log := p.log.With("rfq", req.RFQID)
+	// The request's id goes into each log line rather than into a logger
+	// made for the request (slog's With), which costs for every request
+	// what only a failure needs.
 	if !req.Deadline.IsZero() && !time.Now().Before(req.Deadline) {
-		log.Debug("request past its deadline; acknowledging it unanswered", "deadline", req.Deadline)
-		p.ack(log, m)
+		p.log.Debug("request past its deadline; acknowledging it unanswered", "rfq", req.RFQID, "deadline", req.Deadline)
+		p.ack(req.RFQID, m)
 		return
 	}
 
 	// Keep the request ours while the handler works and the answer is sent.
-	stopBeat := keepAlive(m, beat, log)
+	stopBeat := keepAlive(m, beat, p.log)
 	err := p.answer(ctx, h, req)
 	stopBeat()
 	if err != nil {
-		log.Warn("request not answered; it will be delivered again", "retry_in", p.cfg.RetryDelay, "err", err)
+		p.log.Warn("request not answered; it will be delivered again", "rfq", req.RFQID, "retry_in", p.cfg.RetryDelay, "err", err)
 		p.nak(m, p.cfg.RetryDelay)
 		return
 	}
-	p.ack(log, m)
+	p.ack(req.RFQID, m)
 }
 
 // answer calls the handler for req and sends its answer, if any.
@@ -539,10 +541,10 @@ func (p *Provider) publish(ctx context.Context, rfqID string, r Reply) error {
 // answers the second answer with a duplicate receipt. Waiting for each
 // confirmation cost a round trip per request, a twentieth of the CPU
 // `rydes bench` spends on one, for nothing the protocol needs.
-func (p *Provider) ack(log *slog.Logger, m jetstream.Msg) {
+func (p *Provider) ack(rfq string, m jetstream.Msg) {
 	if err := m.Ack(); err != nil {
 		// The request will be delivered again; its answer is deduplicated.
-		log.Warn("ack", "err", err)
+		p.log.Warn("ack", "rfq", rfq, "err", err)
 	}
 }
 
@@ -602,7 +604,7 @@ func keepAlive(m jetstream.Msg, interval time.Duration, log *slog.Logger) (stop 
 			return
 		}
 		if err := m.InProgress(); err != nil {
-			log.Warn("in progress", "err", err)
+			log.Warn("in progress", "subject", m.Subject(), "err", err)
 		}
 		t.Reset(interval)
 	})
