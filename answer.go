@@ -235,8 +235,9 @@ type Prior struct {
 // answer is late if it was received (a.ReceivedAt, or now if unset) at or
 // after the deadline.
 // Answers are checked in this order: content, asked, already answered
-// (duplicates are recognised even after the RFQ closed), withdrawn, closed,
-// late. A failed provider (its deliveries failed) may still answer while the
+// (duplicates are recognised even after the RFQ closed), cancelled (closed:
+// cancelling withdraws the providers still pending, and they are told the
+// RFQ closed rather than that they were removed), withdrawn, late, closed. A failed provider (its deliveries failed) may still answer while the
 // RFQ is open: the answer is staged like a pending provider's.
 func Decide(status Status, deadline time.Time, prior *Prior, a Answer, now time.Time) Decision {
 	if err := a.Validate(); err != nil {
@@ -250,6 +251,9 @@ func Decide(status Status, deadline time.Time, prior *Prior, a Answer, now time.
 			return Decision{Outcome: OutcomeDuplicate}
 		}
 		return Decision{Outcome: OutcomeRejected, Reason: RejectAlreadyAnswered, Message: "provider " + a.Provider + " already answered this RFQ"}
+	}
+	if status == StatusCancelled {
+		return Decision{Outcome: OutcomeRejected, Reason: RejectClosed, Message: "the RFQ is " + string(status)}
 	}
 	if prior.Entry.State == ProviderWithdrawn {
 		return Decision{Outcome: OutcomeRejected, Reason: RejectWithdrawn, Message: "provider " + a.Provider + " was withdrawn from this RFQ"}

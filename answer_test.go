@@ -123,6 +123,7 @@ func TestDecide(t *testing.T) {
 		{"no receipt time: judged at now", rydes.StatusOpen, pending, unstamped, deadline, rydes.OutcomeRejected, rydes.RejectLate},
 		{"after expiry", rydes.StatusExpired, timedOut, q, now, rydes.OutcomeRejected, rydes.RejectLate},
 		{"cancelled", rydes.StatusCancelled, pending, q, now, rydes.OutcomeRejected, rydes.RejectClosed},
+		{"cancelled: withdrawn by the cancel", rydes.StatusCancelled, withdrawn, q, now, rydes.OutcomeRejected, rydes.RejectClosed},
 		{"withdrawn", rydes.StatusOpen, withdrawn, q, now, rydes.OutcomeRejected, rydes.RejectWithdrawn},
 		{"failed provider answers in time", rydes.StatusOpen, failed, q, now, rydes.OutcomeStaged, ""},
 		{"failed provider answers after completion", rydes.StatusComplete, failed, q, now, rydes.OutcomeRejected, rydes.RejectClosed},

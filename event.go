@@ -14,7 +14,7 @@ const (
 	EventQuote             EventType = "quote"              // a provider quoted
 	EventDecline           EventType = "decline"            // a provider declined
 	EventProviderTimedOut  EventType = "provider_timed_out" // a provider did not answer in time
-	EventProviderWithdrawn EventType = "provider_withdrawn" // a provider was removed while asked
+	EventProviderWithdrawn EventType = "provider_withdrawn" // a provider was removed, or the RFQ cancelled, before it answered
 	EventProviderFailed    EventType = "provider_failed"    // rydes could not deliver to a provider
 	EventComplete          EventType = "complete"           // every asked provider answered
 	EventExpired           EventType = "expired"            // the deadline passed first

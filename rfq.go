@@ -31,12 +31,16 @@ type ProviderState string
 
 // The states of an asked provider in an RFQ's roster.
 const (
-	ProviderPending  ProviderState = "pending"   // asked, no answer yet
+	// ProviderPending: asked, no answer yet. Only an open RFQ has pending
+	// providers: expiry times them out, cancelling withdraws them.
+	ProviderPending  ProviderState = "pending"
 	ProviderQuoted   ProviderState = "quoted"    // answered with a quote
 	ProviderDeclined ProviderState = "declined"  // answered with a decline
 	ProviderTimedOut ProviderState = "timed_out" // did not answer before the deadline
-	// ProviderWithdrawn: the provider was removed from rydes while the RFQ
-	// was open; it counts as done, so the RFQ can still complete.
+	// ProviderWithdrawn: the request was withdrawn from the provider before
+	// it answered: the provider was removed from rydes while the RFQ was
+	// open (it counts as done, so the RFQ can still complete), or the
+	// customer cancelled the RFQ.
 	ProviderWithdrawn ProviderState = "withdrawn"
 	// ProviderFailed: rydes could not deliver the request to the provider
 	// (its webhook kept failing). It counts as done, so the RFQ can still

@@ -270,7 +270,11 @@ func TestCancel(t *testing.T) {
 	r.json(t, &got)
 	require.Equal(t, rydes.StatusCancelled, got.Status)
 	require.Equal(t, rydes.StatusCancelled, h.rfq(rfq.ID).Status)
-	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventCancelled: 1}, countEvents(h.events(rfq.ID)))
+	require.NotEmpty(t, got.Providers)
+	for _, p := range got.Providers {
+		require.Equal(t, rydes.ProviderWithdrawn, p.State, "nobody answered: every provider is withdrawn")
+	}
+	require.Equal(t, map[rydes.EventType]int{rydes.EventCreated: 1, rydes.EventProviderWithdrawn: len(got.Providers), rydes.EventCancelled: 1}, countEvents(h.events(rfq.ID)))
 
 	r = h.do(http.MethodDelete, "/v1/rfqs/"+rfq.ID, "", nil)
 	require.Equal(t, http.StatusConflict, r.status)

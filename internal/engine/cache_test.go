@@ -64,7 +64,7 @@ func TestFinalRFQsAreReadFromMemory(t *testing.T) {
 	again, err := eng.GetRFQ(ctx, rfq.ID, "")
 	require.NoError(t, err)
 	require.Equal(t, reads, cs.gets.Load(), "a final RFQ is served from memory")
-	require.Equal(t, rydes.ProviderPending, again.Providers[0].State, "callers do not share the cached copy")
+	require.Equal(t, rydes.ProviderWithdrawn, again.Providers[0].State, "callers do not share the cached copy")
 	fromDB, err := st.GetRFQ(ctx, store.GetRFQParams{ID: rfq.ID})
 	require.NoError(t, err)
 	require.Equal(t, fromDB, again)

@@ -143,8 +143,11 @@ type Store interface {
 	// RFQSeq returns the seq of an RFQ's latest event (its version, as in
 	// GetRFQ's Seq) without reading the rest. ENOTFOUND as for GetRFQ.
 	RFQSeq(ctx context.Context, p GetRFQParams) (int64, error)
-	// CancelRFQ moves an open RFQ to cancelled and emits the cancelled
-	// event. ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ is already final.
+	// CancelRFQ moves an open RFQ to cancelled: each provider still
+	// pending becomes withdrawn with a provider_withdrawn event, then the
+	// RFQ becomes cancelled with the cancelled event, so that only open RFQs
+	// have pending providers. ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ
+	// is already final.
 	CancelRFQ(ctx context.Context, p CancelRFQParams) (CancelRFQResult, error)
 	// StageAnswers decides each answer with rydes.Decide against the RFQ as
 	// it is inside the transaction and applies the decisions in one
@@ -355,7 +358,7 @@ type CancelRFQParams struct {
 // CancelRFQResult is what Store.CancelRFQ did.
 type CancelRFQResult struct {
 	RFQ   rydes.RFQ   // after the cancellation
-	Event rydes.Event // the cancelled event
+	Event rydes.Event // the cancelled event (the provider_withdrawn ones precede it)
 }
 
 // StageAnswersParams are the parameters of Store.StageAnswers.

@@ -296,8 +296,10 @@ func scanRoster(sc scanner, rfqID string) (rydes.RosterEntry, *rydes.Answer, err
 	return e, a, nil
 }
 
-// CancelRFQ moves an open RFQ to cancelled and emits the cancelled event.
-// ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ is already final.
+// CancelRFQ moves an open RFQ to cancelled: each pending provider becomes
+// withdrawn with a provider_withdrawn event (answered, failed and withdrawn
+// ones stay as they are), then the RFQ becomes cancelled with a cancelled
+// event. ENOTFOUND as for GetRFQ; ECONFLICT if the RFQ is already final.
 func (s *Store) CancelRFQ(ctx context.Context, p store.CancelRFQParams) (store.CancelRFQResult, error) {
 	if p.Now.IsZero() {
 		return store.CancelRFQResult{}, errors.New("cancel rfq: Now is required")
@@ -320,14 +322,37 @@ func (s *Store) CancelRFQ(ctx context.Context, p store.CancelRFQParams) (store.C
 		if status.Final() {
 			return rydes.Errorf(rydes.ECONFLICT, "the RFQ is already %s", status)
 		}
+		pending, err := pendingProviders(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		events := make([]rydes.Event, 0, len(pending)+1)
+		if len(pending) > 0 {
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE roster SET state = 'withdrawn', changed_at = ?
+				WHERE rfq_id = ? AND state = 'pending'`, micros(now), p.ID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE rfqs SET pending = 0 WHERE id = ?`, p.ID); err != nil {
+				return err
+			}
+			for _, provider := range pending {
+				seq++
+				events = append(events, rydes.Event{
+					RFQID: p.ID, Seq: seq, Type: rydes.EventProviderWithdrawn, At: now,
+					Customer: customer, Provider: provider, Status: rydes.StatusOpen,
+				})
+			}
+		}
 		ev := rydes.Event{
 			RFQID: p.ID, Seq: seq + 1, Type: rydes.EventCancelled, At: now,
 			Customer: customer, Status: rydes.StatusCancelled,
 		}
+		events = append(events, ev)
 		if err := closeRFQ(ctx, tx, p.ID, rydes.StatusCancelled, now, ev.Seq); err != nil {
 			return err
 		}
-		if err := insertEvents(ctx, tx, ev); err != nil {
+		if err := insertEvents(ctx, tx, events...); err != nil {
 			return err
 		}
 		r, err := loadRFQ(ctx, tx, p.ID, "")

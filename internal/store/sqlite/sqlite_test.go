@@ -434,6 +434,44 @@ func BenchmarkStageAnswers(b *testing.B) {
 	}
 }
 
+// BenchmarkProviderStats reads one provider's statistics with 20,000 open
+// RFQs (the memory target's) and 100,000 complete ones in the store, each
+// asking the same 10 providers: the pending ones counted through the open
+// RFQs, the answered ones from roster_provider, the response times over
+// the latest 10,000 answers.
+func BenchmarkProviderStats(b *testing.B) {
+	const open, closed, providers = 20_000, 100_000, 10
+	ctx := context.Background()
+	s := newBenchStore(b)
+	_, err := s.w.ExecContext(ctx, `
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + ?2)
+		INSERT INTO rfqs (id, customer, from_place, to_place, created_at, deadline, status, closed_at, pending, event_seq)
+		SELECT printf('rfq-%07d', i), 'c', 'a', 'b', ?4 + i * 1000, ?4 + i * 1000 + 60000000,
+			IIF(i <= ?2, 'complete', 'open'), IIF(i <= ?2, ?4 + i * 1000 + 5000, NULL), IIF(i <= ?2, 0, ?3), 1
+		FROM n;
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + ?2),
+			p(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM p WHERE j + 1 < ?3)
+		INSERT INTO roster (rfq_id, provider, position, state, changed_at, kind, price_amount, price_units, currency)
+		SELECT printf('rfq-%07d', i), printf('provider-%02d', j), j, IIF(i <= ?2, 'quoted', 'pending'),
+			?4 + i * 1000 + IIF(i <= ?2, 5000, 0), IIF(i <= ?2, 'quote', NULL),
+			IIF(i <= ?2, '10', NULL), IIF(i <= ?2, 100000, NULL), IIF(i <= ?2, 'EUR', NULL)
+		FROM n, p;`, open, closed, providers, micros(base))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		st, err := s.ProviderStats(ctx, "provider-03")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Pending != open || st.Quoted != closed {
+			b.Fatalf("stats %+v", st)
+		}
+	}
+}
+
 func BenchmarkGetRFQ(b *testing.B) {
 	ctx := context.Background()
 	s := newBenchStore(b)
@@ -605,16 +643,24 @@ func TestLookupsUseIndexes(t *testing.T) {
 		return strings.Join(lines, "\n")
 	}
 	require.Contains(t, plan(sqlSelectProviderByAPIKeyHash, "h"), "USING INDEX providers_api_key_hash (api_key_hash=?)")
-	withdraw := plan(`SELECT r.id FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
-		WHERE ro.provider = ? AND ro.state IN ('pending', 'failed') AND r.status = 'open'`, "p")
-	require.Contains(t, withdraw, "roster_provider")
-	require.NotContains(t, withdraw, "SCAN")
-	counts := plan(`SELECT state, COUNT(*) FROM roster WHERE provider = ? GROUP BY state`, "p")
+	// A provider's pending and failed entries: through the open RFQs, by
+	// deadline from a cursor, each roster by primary key.
+	withdraw := plan(sqlSelectWithdrawable, "p", 0, "", 10)
+	require.Contains(t, withdraw, "SEARCH r USING INDEX rfqs_open_deadline ((deadline,id)>(?,?))")
+	require.Contains(t, withdraw, "SEARCH ro USING PRIMARY KEY (rfq_id=? AND provider=?)")
+	require.NotContains(t, withdraw, "TEMP B-TREE", "read in order from the index")
+	pending := plan(sqlCountPending, "p")
+	require.Contains(t, pending, "rfqs_open_deadline")
+	require.Contains(t, pending, "SEARCH ro USING PRIMARY KEY (rfq_id=? AND provider=?)")
+	counts := plan(sqlCountDone, "p")
 	require.Contains(t, counts, "roster_provider (provider=?)")
-	latest := plan(`SELECT ro.changed_at FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
-		WHERE ro.provider = ? AND ro.state = 'quoted' ORDER BY ro.changed_at DESC LIMIT 10`, "p")
-	require.Contains(t, latest, "roster_provider (provider=? AND state=?)")
-	require.NotContains(t, latest, "TEMP B-TREE", "the latest answers are read in order from the index")
+	var index string
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'roster_provider'`).Scan(&index))
+	require.Contains(t, index, "WHERE state <> 'pending'", "a create writes no roster_provider page")
+	latest := plan(sqlLatestAnswers, "p", 10)
+	require.Equal(t, 2, strings.Count(latest, "SEARCH ro USING COVERING INDEX roster_provider (provider=? AND state=?)"), "quotes and declines:\n%s", latest)
+	require.NotContains(t, latest, "SCAN ro")
+	require.Equal(t, 1, strings.Count(latest, "TEMP B-TREE"), "only the merge of both sorts; each is read in order from the index:\n%s", latest)
 	answering := plan(sqlSelectRosterEntries, "r", `["p1", "p2"]`)
 	require.Contains(t, answering, "SEARCH roster USING PRIMARY KEY (rfq_id=? AND provider=?)")
 	require.NotContains(t, answering, "SCAN roster")
@@ -788,11 +834,11 @@ func TestMigrateFromVersion2(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "hash-admin", v)
 
-	// The migrated RFQ goes on from its seq.
+	// The migrated RFQ goes on from its seq: waiter withdrawn (3), cancelled (4).
 	res, err := s.CancelRFQ(ctx, store.CancelRFQParams{ID: open.ID, Now: base.Add(2 * time.Second)})
 	require.NoError(t, err)
-	require.Equal(t, int64(3), res.Event.Seq)
-	require.Equal(t, int64(3), res.RFQ.Seq)
+	require.Equal(t, int64(4), res.Event.Seq)
+	require.Equal(t, int64(4), res.RFQ.Seq)
 
 	// What version 3 adds works on the migrated database.
 	n, err := s.RecordNotification(ctx, rydes.Notification{RFQID: closed.ID, Event: rydes.EventExpired, At: base, Status: 200, Delivered: true})
@@ -819,6 +865,74 @@ func TestMigrateFromVersion2(t *testing.T) {
 	require.ErrorContains(t, err, "FOREIGN KEY constraint failed")
 	_, err = s.w.ExecContext(ctx, `INSERT INTO customers (id, name, api_key_hash, created_at) VALUES ('other', 'O', 'hash-acme', 0)`)
 	require.ErrorContains(t, err, "UNIQUE constraint failed")
+}
+
+// TestMigrateFromVersion7 builds a database at schema version 7 in which
+// an RFQ was cancelled with a provider still pending, as rydes then left
+// it, and checks that opening it withdraws that provider at the time the
+// RFQ closed, leaves the open RFQ's pending provider as it is, and makes
+// roster_provider leave pending entries out.
+func TestMigrateFromVersion7(t *testing.T) {
+	ctx := rydestest.Context(t)
+	path := filepath.Join(t.TempDir(), "rydes.db")
+	ms, err := loadMigrations(migrationFS)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(ms), 8)
+	db, err := openPool(ctx, path, []string{"foreign_keys(ON)"}, "_txlock=immediate")
+	require.NoError(t, err)
+	require.NoError(t, applyMigrations(ctx, db, ms[:7], rydestest.Logger(t)))
+
+	open, cancelled := newRFQ(t, "quoter", "waiter"), newRFQ(t, "quoter", "waiter")
+	t1, tc := micros(base.Add(time.Second)), micros(base.Add(2*time.Second))
+	_, err = db.ExecContext(ctx, `
+		INSERT INTO rfqs (id, customer, from_place, to_place, created_at, deadline, status, closed_at, pending, event_seq) VALUES
+			(?1, 'c', 'a', 'b', ?3, ?4, 'open', NULL, 1, 2),
+			(?2, 'c', 'a', 'b', ?3, ?4, 'cancelled', ?6, 1, 3);
+		INSERT INTO roster (rfq_id, provider, position, state, changed_at, kind, price_amount, price_units, currency, received_at) VALUES
+			(?1, 'quoter', 0, 'quoted', ?5, 'quote', '12.50', 125000, 'EUR', ?5),
+			(?1, 'waiter', 1, 'pending', ?3, NULL, NULL, NULL, NULL, NULL),
+			(?2, 'quoter', 0, 'quoted', ?5, 'quote', '9', 90000, 'EUR', ?5),
+			(?2, 'waiter', 1, 'pending', ?3, NULL, NULL, NULL, NULL, NULL);`,
+		open.ID, cancelled.ID, micros(base), micros(open.Deadline), t1, tc)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s := openAt(t, path)
+	var version int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version))
+	require.Equal(t, len(ms), version)
+	var check string
+	require.NoError(t, s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check))
+	require.Equal(t, "ok", check)
+
+	got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: cancelled.ID})
+	require.NoError(t, err)
+	require.Equal(t, []rydes.RosterEntry{
+		{Provider: "quoter", State: rydes.ProviderQuoted, ChangedAt: fromMicros(t1)},
+		{Provider: "waiter", State: rydes.ProviderWithdrawn, ChangedAt: fromMicros(tc)},
+	}, got.Providers, "withdrawn when the RFQ was cancelled")
+	require.Equal(t, int64(3), got.Seq, "no event added to its past")
+	var pending int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT pending FROM rfqs WHERE id = ?`, cancelled.ID).Scan(&pending))
+	require.Zero(t, pending)
+	got, err = s.GetRFQ(ctx, store.GetRFQParams{ID: open.ID})
+	require.NoError(t, err)
+	require.Equal(t, rydes.ProviderPending, got.Providers[1].State, "the open RFQ still waits for it")
+
+	st, err := s.ProviderStats(ctx, "waiter")
+	require.NoError(t, err)
+	require.Equal(t, rydes.ProviderStats{Provider: "waiter", Asked: 2, Pending: 1, Withdrawn: 1}, st)
+	var n int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM roster INDEXED BY roster_provider WHERE provider = 'waiter' AND state <> 'pending'`).Scan(&n))
+	require.Equal(t, 1, n, "the pending entry is not in the index")
+
+	// The open RFQ goes on: the waiter answers and completes it.
+	t3 := base.Add(3 * time.Second)
+	res, err := s.StageAnswers(ctx, store.StageAnswersParams{Now: t3, Answers: []store.StageAnswer{{Answer: rydes.Answer{
+		RFQID: open.ID, Provider: "waiter", Kind: rydes.AnswerDecline, ReceivedAt: t3,
+	}}}})
+	require.NoError(t, err)
+	require.Equal(t, rydes.StatusComplete, res[0].Status)
 }
 
 // TestStoreRefusals checks what the SQLite store refuses beyond the

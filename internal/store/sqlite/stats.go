@@ -13,6 +13,37 @@ import (
 // time percentiles are computed over (Store.statsWindow).
 const statsAnswers = 10_000
 
+// sqlCountPending counts a provider's pending entries: it walks the open
+// RFQs and looks the provider up in each roster by primary key.
+const sqlCountPending = `
+	SELECT COUNT(*) FROM rfqs r CROSS JOIN roster ro ON ro.rfq_id = r.id AND ro.provider = ?
+	WHERE r.status = 'open' AND ro.state = 'pending'`
+
+// sqlCountDone counts a provider's other entries by state, from the
+// roster_provider index.
+const sqlCountDone = `SELECT state, COUNT(*) FROM roster WHERE provider = ? AND state <> 'pending' GROUP BY state`
+
+// sqlLatestAnswers gives the response times of a provider's latest ?2
+// answers: its latest quotes and its latest declines, each read in order
+// from roster_provider, then the latest of both, so that the work is
+// bounded by the window, not by the provider's history. "state <>
+// 'pending'" is roster_provider's condition: SQLite uses a partial index
+// only for a query that states it.
+const sqlLatestAnswers = `
+	SELECT answered - created FROM (
+		SELECT * FROM (
+			SELECT ro.changed_at AS answered, r.created_at AS created
+			FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
+			WHERE ro.provider = ?1 AND ro.state = 'quoted' AND ro.state <> 'pending'
+			ORDER BY ro.changed_at DESC LIMIT ?2)
+		UNION ALL
+		SELECT * FROM (
+			SELECT ro.changed_at AS answered, r.created_at AS created
+			FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
+			WHERE ro.provider = ?1 AND ro.state = 'declined' AND ro.state <> 'pending'
+			ORDER BY ro.changed_at DESC LIMIT ?2))
+	ORDER BY answered DESC LIMIT ?2`
+
 // ProviderStats counts the provider's roster entries by state and gives the
 // 50th and 99th percentiles (nearest rank) of its response times, the time
 // from an RFQ's creation to the staging of the provider's answer, over its
@@ -23,7 +54,13 @@ func (s *Store) ProviderStats(ctx context.Context, id string) (rydes.ProviderSta
 	st := rydes.ProviderStats{Provider: id}
 	var times []time.Duration
 	err := s.read(ctx, "provider stats", func(tx *txn) error {
-		rows, err := tx.QueryContext(ctx, `SELECT state, COUNT(*) FROM roster WHERE provider = ? GROUP BY state`, id)
+		// Pending entries are in open RFQs only, and roster_provider leaves
+		// them out: they are counted through the open RFQs.
+		if err := tx.QueryRowContext(ctx, sqlCountPending, id).Scan(&st.Pending); err != nil {
+			return err
+		}
+		st.Asked = st.Pending
+		rows, err := tx.QueryContext(ctx, sqlCountDone, id)
 		if err != nil {
 			return err
 		}
@@ -37,8 +74,6 @@ func (s *Store) ProviderStats(ctx context.Context, id string) (rydes.ProviderSta
 				return err
 			}
 			switch state {
-			case rydes.ProviderPending:
-				st.Pending = n
 			case rydes.ProviderQuoted:
 				st.Quoted = n
 			case rydes.ProviderDeclined:
@@ -59,23 +94,7 @@ func (s *Store) ProviderStats(ctx context.Context, id string) (rydes.ProviderSta
 		}
 		rows.Close()
 
-		// The latest quotes and the latest declines, each read in order
-		// from the index, then the latest of both: the work is bounded by
-		// the window, not by the provider's history.
-		rows, err = tx.QueryContext(ctx, `
-			SELECT answered - created FROM (
-				SELECT * FROM (
-					SELECT ro.changed_at AS answered, r.created_at AS created
-					FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
-					WHERE ro.provider = ?1 AND ro.state = 'quoted'
-					ORDER BY ro.changed_at DESC LIMIT ?2)
-				UNION ALL
-				SELECT * FROM (
-					SELECT ro.changed_at AS answered, r.created_at AS created
-					FROM roster ro JOIN rfqs r ON r.id = ro.rfq_id
-					WHERE ro.provider = ?1 AND ro.state = 'declined'
-					ORDER BY ro.changed_at DESC LIMIT ?2))
-			ORDER BY answered DESC LIMIT ?2`, id, s.statsWindow)
+		rows, err = tx.QueryContext(ctx, sqlLatestAnswers, id, s.statsWindow)
 		if err != nil {
 			return err
 		}

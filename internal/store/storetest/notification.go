@@ -53,9 +53,9 @@ func testSeq(t *testing.T, s store.Store) {
 	stage(t, s, at(time.Second), decline(cancelled, "p1", "", at(time.Second)))
 	res, err := s.CancelRFQ(ctx, store.CancelRFQParams{ID: cancelled.ID, Customer: "ivan", Now: at(2 * time.Second)})
 	require.NoError(t, err)
-	require.Equal(t, int64(3), res.Event.Seq)
+	require.Equal(t, int64(4), res.Event.Seq, "p2 withdrawn, then cancelled")
 	require.Equal(t, res.Event.Seq, res.RFQ.Seq, "CancelRFQ returns the RFQ at its cancelled event")
-	requireSeq(t, s, cancelled, 3)
+	requireSeq(t, s, cancelled, 4)
 	require.Equal(t, res.RFQ, get(t, s, cancelled.ID))
 
 	scoped, err := s.GetRFQ(ctx, store.GetRFQParams{ID: done.ID, Customer: done.Customer})

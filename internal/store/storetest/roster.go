@@ -66,6 +66,7 @@ func testDeleteProviderMidFlight(t *testing.T, s store.Store) {
 	rF := createRFQ(t, s, rfqOpts{Customer: "fay", Providers: []string{"gone", "p2"}, CreatedAt: at(5 * time.Second)})
 	rG := createRFQ(t, s, rfqOpts{Providers: []string{"p2", "p3"}, CreatedAt: at(6 * time.Second)}) // without gone
 	rH := createRFQ(t, s, rfqOpts{Providers: []string{"gone", "p2"}, CreatedAt: at(7 * time.Second)})
+	rI := createRFQ(t, s, rfqOpts{Providers: []string{"gone", "p3"}, CreatedAt: at(9 * time.Second), Timeout: 10 * time.Second}) // due first
 
 	t1 := at(8 * time.Second)
 	stage(t, s, t1, quote(rA, "p2", "20", t1), quote(rC, "gone", "15", t1))
@@ -83,7 +84,7 @@ func testDeleteProviderMidFlight(t *testing.T, s store.Store) {
 	}
 
 	tDel := at(14 * time.Second)
-	require.Equal(t, []string{rA.ID, rB.ID, rF.ID}, deleteProvider(t, s, "gone", tDel), "the open RFQs it was pending or failed in, oldest first")
+	require.Equal(t, []string{rI.ID, rA.ID, rB.ID, rF.ID}, deleteProvider(t, s, "gone", tDel), "the open RFQs it was pending or failed in, earliest deadline first")
 	withdrawn := rydes.RosterEntry{Provider: "gone", State: rydes.ProviderWithdrawn, ChangedAt: tDel}
 
 	// rA: gone was the last one pending, so the RFQ completes.
@@ -126,7 +127,7 @@ func testDeleteProviderMidFlight(t *testing.T, s store.Store) {
 	}
 	require.Equal(t, rydes.ProviderQuoted, entry(t, s, rC.ID, "gone").State)
 	require.Equal(t, rydes.ProviderTimedOut, entry(t, s, rD.ID, "gone").State)
-	require.Equal(t, rydes.ProviderPending, entry(t, s, rE.ID, "gone").State, "a cancelled RFQ keeps its roster")
+	require.Equal(t, rydes.RosterEntry{Provider: "gone", State: rydes.ProviderWithdrawn, ChangedAt: t1}, entry(t, s, rE.ID, "gone"), "withdrawn by the cancel, not by the deletion")
 	require.Equal(t, rydes.RosterEntry{Provider: "gone", State: rydes.ProviderFailed, ChangedAt: t1, Reason: "HTTP 503"}, entry(t, s, rH.ID, "gone"))
 
 	// Later answers from the deleted provider are refused and kept.
@@ -152,7 +153,7 @@ func testDeleteProviderMidFlight(t *testing.T, s store.Store) {
 	st, err := s.ProviderStats(ctx, "gone")
 	require.NoError(t, err)
 	require.Equal(t, rydes.ProviderStats{
-		Provider: "gone", Asked: 7, Pending: 1, Quoted: 1, TimedOut: 1, Failed: 1, Withdrawn: 3,
+		Provider: "gone", Asked: 8, Quoted: 1, TimedOut: 1, Failed: 1, Withdrawn: 5, // rA rB rE (cancelled) rF rI
 		ResponseP50: rydes.Duration(6 * time.Second), ResponseP99: rydes.Duration(6 * time.Second),
 	}, st)
 
@@ -279,7 +280,7 @@ func testFailedProviderAnswers(t *testing.T, s store.Store) {
 	require.Empty(t, markFailed(t, s, cancelled, "p1", "x", t2))
 	require.Equal(t, beforeOutbox, outbox(t, s))
 	require.Equal(t, rydes.ProviderTimedOut, entry(t, s, expired.ID, "p1").State)
-	require.Equal(t, rydes.ProviderPending, entry(t, s, cancelled.ID, "p1").State)
+	require.Equal(t, rydes.ProviderWithdrawn, entry(t, s, cancelled.ID, "p1").State, "cancelling withdrew it")
 
 	_, err := s.MarkProviderFailed(ctx, store.MarkProviderFailedParams{RFQID: rydes.NewID(), Provider: "p1", Error: "x", Now: t1})
 	requireCode(t, rydes.ENOTFOUND, err)
@@ -341,8 +342,8 @@ func testProviderStats(t *testing.T, s store.Store) {
 		}
 		require.Equal(t, staged(), stage(t, s, at, a)[0].Decision)
 	}
-	pending := newRFQFor()
-	cancel(t, s, pending, pending.CreatedAt.Add(time.Second))
+	cancelled := newRFQFor()
+	cancel(t, s, cancelled, cancelled.CreatedAt.Add(time.Second))
 	timedOut := newRFQFor()
 	stage(t, s, timedOut.CreatedAt.Add(time.Second), decline(timedOut, "other", "", timedOut.CreatedAt.Add(time.Second)))
 	expire(t, s, timedOut.Deadline, 0)
@@ -355,7 +356,7 @@ func testProviderStats(t *testing.T, s store.Store) {
 	st, err := s.ProviderStats(ctx, "s")
 	require.NoError(t, err)
 	require.Equal(t, rydes.ProviderStats{
-		Provider: "s", Asked: 10, Pending: 1, Quoted: 5, Declined: 1, TimedOut: 1, Failed: 1, Withdrawn: 1,
+		Provider: "s", Asked: 10, Quoted: 5, Declined: 1, TimedOut: 1, Failed: 1, Withdrawn: 2, // cancelled, deleted
 		// Nearest rank over 1.5s 2s 3s 4s 7s 10s: the 3rd and the 6th.
 		ResponseP50: rydes.Duration(3 * time.Second), ResponseP99: rydes.Duration(10 * time.Second),
 	}, st)
@@ -365,7 +366,7 @@ func testProviderStats(t *testing.T, s store.Store) {
 	other, err := s.ProviderStats(ctx, "other")
 	require.NoError(t, err)
 	require.Equal(t, rydes.ProviderStats{
-		Provider: "other", Asked: 10, Pending: 2, Quoted: 1, Declined: 1, TimedOut: 6,
+		Provider: "other", Asked: 10, Pending: 1, Quoted: 1, Declined: 1, TimedOut: 6, Withdrawn: 1, // pending in withdrawn, withdrawn from cancelled
 		ResponseP50: rydes.Duration(time.Second), ResponseP99: rydes.Duration(2 * time.Second),
 	}, other)
 
@@ -373,10 +374,14 @@ func testProviderStats(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, rydes.ProviderStats{Provider: "nobody"}, none, "no roster entries, no figures")
 
-	createRFQ(t, s, rfqOpts{Providers: []string{"quiet"}})
+	asked := createRFQ(t, s, rfqOpts{Providers: []string{"quiet"}})
 	quiet, err := s.ProviderStats(ctx, "quiet")
 	require.NoError(t, err)
 	require.Equal(t, rydes.ProviderStats{Provider: "quiet", Asked: 1, Pending: 1}, quiet, "no answers, no response times")
+	cancel(t, s, asked, base.Add(time.Second))
+	quiet, err = s.ProviderStats(ctx, "quiet")
+	require.NoError(t, err)
+	require.Equal(t, rydes.ProviderStats{Provider: "quiet", Asked: 1, Withdrawn: 1}, quiet, "only open RFQs have pending providers")
 }
 
 // testProviderChangesRace races answers, delivery failures, a provider's
@@ -543,30 +548,38 @@ func testProviderChangesRace(t *testing.T, s store.Store) {
 
 // testDeleteProviderInChunks deletes a provider asked in more open RFQs
 // than one transaction withdraws it from: it is withdrawn from all of them,
-// oldest first, each with its event, and an RFQ it was the last pending
-// provider of completes.
+// earliest deadline first (the later ones created are due first here),
+// each with its event, and an RFQ it was the last pending provider of
+// completes. Open RFQs without it lie between them.
 func testDeleteProviderInChunks(t *testing.T, s store.Store) {
 	ctx := rydestest.Context(t)
 	createProvider(t, s, natsProvider("gone"), secretsFor("gone", "1"), base)
 	createProvider(t, s, natsProvider("stays"), secretsFor("stays", "1"), base)
-	var want []string
+	var want, without []string
 	for i := range 7 {
 		providers := []string{"gone", "stays"}
 		if i == 4 {
 			providers = []string{"gone"} // completes when withdrawn
 		}
-		r := createRFQ(t, s, rfqOpts{Providers: providers, CreatedAt: base.Add(time.Duration(i) * time.Second)})
-		want = append(want, r.ID)
+		// Created i seconds in, due 60-4i seconds in.
+		created, timeout := base.Add(time.Duration(i)*time.Second), time.Duration(60-5*i)*time.Second
+		r := createRFQ(t, s, rfqOpts{Providers: providers, CreatedAt: created, Timeout: timeout})
+		want = append([]string{r.ID}, want...)
+		other := createRFQ(t, s, rfqOpts{Providers: []string{"stays"}, CreatedAt: created, Timeout: timeout})
+		without = append(without, other.ID)
 	}
-	tDel := base.Add(time.Minute)
+	tDel := base.Add(10 * time.Second)
 	ids, err := s.DeleteProvider(ctx, store.DeleteProviderParams{ID: "gone", Now: tDel, Chunk: 3})
 	require.NoError(t, err)
-	require.Equal(t, want, ids, "every open RFQ, oldest first, over three transactions")
+	require.Equal(t, want, ids, "every open RFQ, earliest deadline first, over three transactions")
+	for _, id := range without {
+		require.Equal(t, []rydes.EventType{rydes.EventCreated}, types(events(t, s, id)), "an RFQ without it is untouched")
+	}
 	for i, id := range want {
 		r := get(t, s, id)
 		require.Equal(t, rydes.RosterEntry{Provider: "gone", State: rydes.ProviderWithdrawn, ChangedAt: tDel}, r.Providers[0], id)
 		evs := events(t, s, id)
-		if i == 4 {
+		if i == 2 { // want is in deadline order: the RFQ created fifth
 			require.Equal(t, rydes.StatusComplete, r.Status)
 			require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventProviderWithdrawn, rydes.EventComplete}, types(evs))
 			continue

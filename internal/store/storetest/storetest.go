@@ -861,8 +861,8 @@ func testAfterCancel(t *testing.T, s store.Store) {
 	res := stage(t, s, now, quote(r, "p1", "10", now))[0]
 	requireRejected(t, rydes.RejectClosed, res)
 	require.Equal(t, rydes.StatusCancelled, res.Status)
-	require.Equal(t, rydes.RejectClosed, rejections(t, s, r.ID)[0].Reason)
-	require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventCancelled}, types(events(t, s, r.ID)))
+	require.Equal(t, rydes.RejectClosed, rejections(t, s, r.ID)[0].Reason, "the RFQ closed, though cancelling withdrew p1")
+	require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventProviderWithdrawn, rydes.EventProviderWithdrawn, rydes.EventCancelled}, types(events(t, s, r.ID)))
 }
 
 func testExpireDue(t *testing.T, s store.Store) {
@@ -1002,19 +1002,24 @@ func testCancel(t *testing.T, s store.Store) {
 	now := base.Add(3 * time.Second)
 	res, err := s.CancelRFQ(ctx, store.CancelRFQParams{ID: r.ID, Customer: "frank", Now: now})
 	require.NoError(t, err)
-	wantEvent := rydes.Event{RFQID: r.ID, Seq: 3, Type: rydes.EventCancelled, At: now, Customer: "frank", Status: rydes.StatusCancelled}
+	wantEvent := rydes.Event{RFQID: r.ID, Seq: 4, Type: rydes.EventCancelled, At: now, Customer: "frank", Status: rydes.StatusCancelled}
 	require.Equal(t, wantEvent, res.Event)
 	require.Equal(t, rydes.StatusCancelled, res.RFQ.Status)
 	require.Equal(t, now, res.RFQ.ClosedAt)
 	require.Len(t, res.RFQ.Quotes, 1, "quotes so far are kept")
-	require.Equal(t, rydes.ProviderPending, res.RFQ.Providers[1].State, "cancelling does not time out providers")
+	require.Equal(t, []rydes.RosterEntry{
+		{Provider: "a", State: rydes.ProviderQuoted, ChangedAt: tq},
+		{Provider: "b", State: rydes.ProviderWithdrawn, ChangedAt: now},
+	}, res.RFQ.Providers, "cancelling withdraws the providers still pending")
 	require.Equal(t, res.RFQ, get(t, s, r.ID))
-	evs := events(t, s, r.ID)
-	require.Equal(t, wantEvent, evs[len(evs)-1])
+	require.Equal(t, []rydes.Event{
+		{RFQID: r.ID, Seq: 3, Type: rydes.EventProviderWithdrawn, At: now, Customer: "frank", Provider: "b", Status: rydes.StatusOpen},
+		wantEvent,
+	}, events(t, s, r.ID)[2:])
 
 	_, err = s.CancelRFQ(ctx, store.CancelRFQParams{ID: r.ID, Customer: "frank", Now: now.Add(time.Second)})
 	requireCode(t, rydes.ECONFLICT, err)
-	require.Len(t, events(t, s, r.ID), 3, "a refused cancel emits nothing")
+	require.Len(t, events(t, s, r.ID), 4, "a refused cancel emits nothing")
 	require.Equal(t, now, get(t, s, r.ID).ClosedAt)
 }
 
@@ -1089,7 +1094,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventQuote, rydes.EventProviderTimedOut, rydes.EventExpired}, types(evs))
 	require.Equal(t, res[0].Events, evs[1:2])
 	require.Equal(t, "p2", evs[2].Provider)
-	require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventCancelled}, types(events(t, s, r2.ID)))
+	require.Equal(t, []rydes.EventType{rydes.EventCreated, rydes.EventProviderWithdrawn, rydes.EventCancelled}, types(events(t, s, r2.ID)))
 
 	ms = outbox(t, s)
 	seen := map[string]bool{}
