@@ -472,6 +472,43 @@ func BenchmarkProviderStats(b *testing.B) {
 	}
 }
 
+// BenchmarkDeleteProvider deletes a provider asked in 20,000 open RFQs
+// among 100,000 complete ones (each RFQ asks 10 providers): the withdrawal
+// walks the open RFQs by deadline in chunks of store.DefaultWithdrawChunk.
+func BenchmarkDeleteProvider(b *testing.B) {
+	const open, closed, providers = 20_000, 100_000, 10
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		s := newBenchStore(b)
+		_, err := s.w.ExecContext(ctx, `
+			INSERT INTO providers (id, name, kind, status, created_at, updated_at) VALUES ('provider-03', 'P', 'simulated', 'active', 0, 0);
+			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + ?2)
+			INSERT INTO rfqs (id, customer, from_place, to_place, created_at, deadline, status, closed_at, pending, event_seq)
+			SELECT printf('rfq-%07d', i), 'c', 'a', 'b', ?4 + i * 1000, ?4 + i * 1000 + 60000000,
+				IIF(i <= ?2, 'complete', 'open'), IIF(i <= ?2, ?4 + i * 1000 + 5000, NULL), IIF(i <= ?2, 0, ?3), 1
+			FROM n;
+			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + ?2),
+				p(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM p WHERE j + 1 < ?3)
+			INSERT INTO roster (rfq_id, provider, position, state, changed_at, kind, price_amount, price_units, currency)
+			SELECT printf('rfq-%07d', i), printf('provider-%02d', j), j, IIF(i <= ?2, 'quoted', 'pending'),
+				?4 + i * 1000 + IIF(i <= ?2, 5000, 0), IIF(i <= ?2, 'quote', NULL),
+				IIF(i <= ?2, '10', NULL), IIF(i <= ?2, 100000, NULL), IIF(i <= ?2, 'EUR', NULL)
+			FROM n, p;`, open, closed, providers, micros(base))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		ids, err := s.DeleteProvider(ctx, store.DeleteProviderParams{ID: "provider-03", Now: base.Add(time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ids) != open {
+			b.Fatalf("withdrawn from %d RFQs", len(ids))
+		}
+	}
+}
+
 func BenchmarkGetRFQ(b *testing.B) {
 	ctx := context.Background()
 	s := newBenchStore(b)
