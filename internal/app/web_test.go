@@ -302,7 +302,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 // TestDashboardCancelInBrowser cancels a request from the dashboard while
 // its providers stay silent: the countdown runs, the roster waits, and
-// Cancel ends it with the cancelled banner.
+// Cancel ends it with the cancelled banner, the silent providers withdrawn.
 func TestDashboardCancelInBrowser(t *testing.T) {
 	requireChromium(t)
 	h := start(t, config(t, t.TempDir(), fleet(3, 0, true)))
@@ -334,6 +334,10 @@ func TestDashboardCancelInBrowser(t *testing.T) {
 		chromedp.WaitNotVisible(chromedp.ID("cancel")),
 	)
 	require.True(t, strings.HasPrefix(run(b, chromedp.Text(chromedp.ID("status"))), "Cancelled"))
+	require.Equal(t, []string{"withdrawn", "withdrawn", "withdrawn"}, poll[[]string](b, "the roster withdrawn by the cancel", `(() => {
+		const s = [...document.querySelectorAll("#roster li")].map(li => li.dataset.state);
+		return s.length === 3 && s.every(x => x === "withdrawn") ? s : false;
+	})()`))
 	id := eval[string](b, `new URLSearchParams(location.search).get("rfq")`)
 	require.Equal(t, rydes.StatusCancelled, h.rfq(id).Status)
 	b.screenshot("dashboard-cancelled.png")
