@@ -30,14 +30,14 @@ func DecodeReply(provider, rfqID string, body []byte, receivedAt time.Time) (ryd
 	if len(body) > MaxReplyBytes {
 		return rydes.Answer{}, rydes.Errorf(rydes.ETOOLARGE, "a reply must be at most %d bytes, got %d", MaxReplyBytes, len(body))
 	}
-	var b answerBody
-	if err := decodeStrict(body, &b, ""); err != nil {
+	b, price, err := decodeAnswerBody(body)
+	if err != nil {
 		return rydes.Answer{}, err
 	}
 	if b.RFQID != "" && !strings.EqualFold(b.RFQID, rfqID) {
 		return rydes.Answer{}, rydes.FieldErrorf("rfq_id", "%q is not the id of the request answered (%s); leave it out or send that id", truncateText(b.RFQID, 80), rfqID)
 	}
-	return b.answer(rfqID, provider, receivedAt)
+	return b.answer(rfqID, provider, price, receivedAt)
 }
 
 // truncateText shortens s to at most n bytes, on a rune boundary, marking

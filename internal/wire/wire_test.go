@@ -206,3 +206,14 @@ func FuzzDecodeAnswer(f *testing.F) {
 		require.Equal(t, a, b)
 	})
 }
+
+// BenchmarkDecodeAnswer decodes a quote as a provider sends it.
+func BenchmarkDecodeAnswer(b *testing.B) {
+	body := []byte(`{"rfq_id":"` + rfqID + `","kind":"quote","price":{"amount":"45.50","currency":"EUR"},"eta_seconds":300}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := wire.DecodeAnswer("p", body, received); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
