@@ -118,9 +118,13 @@ func withdrawChunk(n int) int {
 
 // withdrawAll withdraws provider, which no longer exists, from the open
 // RFQs it is pending or failed in from the cursor on, chunk RFQs a
-// transaction, until none is left, and returns their ids.
+// transaction, until none is left, and returns their ids. Then it walks
+// the open RFQs once more from the first: a create that listed the
+// providers before the provider was deleted and committed after may have
+// asked it in an RFQ due before the cursor.
 func (s *Store) withdrawAll(ctx context.Context, provider string, from openCursor, now time.Time, chunk int) ([]string, error) {
 	var ids []string
+	rewound := false
 	for {
 		var batch []string
 		err := s.write(ctx, "withdraw provider "+provider, func(tx *txn) error {
@@ -129,8 +133,14 @@ func (s *Store) withdrawAll(ctx context.Context, provider string, from openCurso
 			return err
 		})
 		ids = append(ids, batch...)
-		if err != nil || len(batch) < chunk {
+		switch {
+		case err != nil:
 			return ids, err
+		case len(batch) == chunk:
+		case rewound:
+			return ids, nil
+		default:
+			from, rewound = firstOpen, true
 		}
 	}
 }

@@ -1313,6 +1313,35 @@ func TestListProvidersSeesEveryChange(t *testing.T) {
 	require.Empty(t, ids(s))
 }
 
+// TestWithdrawAllWalksAgainFromTheFirst starts a withdrawal in chunks past
+// an RFQ that still asks the deleted provider, as one created by a create
+// that listed the providers before the delete and committed after it,
+// due before where the walk had got to: the walk from the first open RFQ
+// that ends the withdrawal finds it.
+func TestWithdrawAllWalksAgainFromTheFirst(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	var rfqs []rydes.RFQ
+	for _, due := range []time.Duration{10 * time.Second, 40 * time.Second, 50 * time.Second} {
+		r := newRFQ(t, "gone", "stays")
+		r.Deadline = r.CreatedAt.Add(due)
+		require.NoError(t, s.CreateRFQ(ctx, store.CreateRFQParams{RFQ: r}))
+		rfqs = append(rfqs, r)
+	}
+	early, late1, late2 := rfqs[0], rfqs[1], rfqs[2]
+
+	now := base.Add(time.Second)
+	ids, err := s.withdrawAll(ctx, "gone", openCursor{deadline: micros(early.Deadline), id: early.ID}, now, 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{late1.ID, late2.ID, early.ID}, ids, "from the cursor on, then from the first")
+	for _, r := range rfqs {
+		got, err := s.GetRFQ(ctx, store.GetRFQParams{ID: r.ID})
+		require.NoError(t, err)
+		require.Equal(t, rydes.RosterEntry{Provider: "gone", State: rydes.ProviderWithdrawn, ChangedAt: now}, got.Providers[0])
+		require.Equal(t, rydes.ProviderPending, got.Providers[1].State)
+	}
+}
+
 // A DeleteProvider that stopped after its first transaction (a crash, an
 // error) left the provider deleted and still pending in open RFQs:
 // WithdrawDeleted, which rydes runs at start, finishes it.
