@@ -188,8 +188,8 @@ func (c *Client) GetRFQ(ctx context.Context, id string) (rydes.RFQ, error) {
 	return rfq, err
 }
 
-// CancelRFQ cancels the open RFQ with the given id and returns it, cancelled.
-// Cancelling an RFQ that is already complete, expired or cancelled fails
+// CancelRFQ cancels the open RFQ with the given id and returns it,
+// cancelled: the providers that had not answered are withdrawn. Cancelling an RFQ that is already complete, expired or cancelled fails
 // with a *Problem of status 409.
 func (c *Client) CancelRFQ(ctx context.Context, id string) (rydes.RFQ, error) {
 	var rfq rydes.RFQ
