@@ -31,7 +31,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody, cfg.CheckURL)))
 	mux.Handle("GET /v1/rfqs/{id}", customer(handleGetRFQ(logger, svc, cfg.Watcher, cfg.MaxWait)))
 	mux.Handle("DELETE /v1/rfqs/{id}", customer(handleCancelRFQ(logger, svc)))
-	mux.Handle("GET /v1/rfqs/{id}/events", customer(handleRFQEvents(logger, svc, cfg.Watcher, cfg.Heartbeat)))
+	mux.Handle("GET /v1/rfqs/{id}/events", handleRFQEvents(logger, svc, cfg.Watcher, cfg.Heartbeat, customer))
 	mux.Handle("GET /v1/rfqs/{id}/notifications", customer(handleListNotifications(logger, svc, cfg.Notifications)))
 
 	// Providers answering the RFQs they were asked for.

@@ -135,112 +135,176 @@ func liftDeadlines(w http.ResponseWriter, r *http.Request, logger *slog.Logger) 
 // events the broker still keeps, then its final event, from the database
 // if the broker no longer keeps it (it drops events after a day, sooner
 // under heavy load; the database keeps RFQs for --retention).
-func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbeat time.Duration) customerHandler {
-	return func(w http.ResponseWriter, r *http.Request, customer string) {
-		id, err := pathID(r)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
+//
+// The connection's goroutine only waits: authentication, the reads of the
+// store and the broker, and the writes to the client run on fresh stacks
+// (see onFreshStack), so that a stream held open for hours keeps the
+// smallest stack. authenticate is the customer routes' requireCustomer.
+func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbeat time.Duration, authenticate func(customerHandler) http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var s *eventStream
+		open := authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
+			s = openEventStream(w, r, logger, svc, watcher, customer)
+		})
+		onFreshStack(func() { open.ServeHTTP(w, r) })
+		if s == nil {
+			return // answered: an error, or every event of a final RFQ
 		}
-		after, err := parseResume(r)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		if watcher == nil {
-			writeError(w, r, logger, unavailable("event streams are not available on this server"))
-			return
-		}
-		rfq, err := svc.GetRFQ(r.Context(), id, customer)
-		if err != nil {
-			writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
-			return
-		}
-		ctx := r.Context()
-		var (
-			watch Watch
-			past  []rydes.Event // a final RFQ's, when they need no watch
-		)
-		// A final RFQ whose last event the client has gets an empty stream:
-		// nothing will ever follow.
-		done := rfq.Status.Final() && after >= rfq.Seq
-		if !done && rfq.Status.Final() {
-			events, published, err := watcher.PastEvents(ctx, id, after)
-			if err != nil {
-				writeError(w, r, logger, fmt.Errorf("past events of rfq %s: %w", id, err))
-				return
-			}
-			if published {
-				final, _ := rfq.FinalEvent()
-				if len(events) == 0 || events[len(events)-1].Seq < final.Seq {
-					events = append(events, final) // the broker no longer keeps it
-				}
-				past, done = events, true
-			}
-		}
-		if !done {
-			if watch, err = watcher.WatchRFQ(ctx, id, after); err != nil {
-				writeError(w, r, logger, fmt.Errorf("watch rfq %s: %w", id, err))
-				return
-			}
-			defer watch.Close()
-		}
+		s.follow(heartbeat)
+	})
+}
 
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-		liftDeadlines(w, r, logger)
-		rc := http.NewResponseController(w)
-		w.WriteHeader(http.StatusOK)
-		for _, ev := range past {
-			if !writeEvent(ctx, w, logger, ev) {
-				return
-			}
-		}
-		if err := rc.Flush(); err != nil || done {
-			return
-		}
+// eventStream is an open event stream: the response it writes to and the
+// watch that feeds it.
+type eventStream struct {
+	ctx    context.Context
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	logger *slog.Logger
+	id     string
+	watch  Watch
+}
 
-		// The watch runs on this goroutine: it wakes it through Ready,
-		// and hands over what came with Next.
-		tick := time.NewTicker(heartbeat)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-					logger.DebugContext(ctx, "write event stream", "rfq", id, "err", err)
-					return
-				}
-			case <-watch.Ready():
-				events, err := watch.Next(ctx)
-				if err != nil {
-					logger.DebugContext(ctx, "event stream ended without a final event", "rfq", id, "err", err)
-					return
-				}
-				if len(events) == 0 {
-					continue // woken with nothing new
-				}
-				for _, ev := range events {
-					if !writeEvent(ctx, w, logger, ev) {
-						return
-					}
-					// Next returns nothing after the final event.
-					done = ev.Type.Final()
-				}
+// openEventStream answers an event stream's request: with an error, or
+// with the events after after, and the start of a watch for those to
+// come. It returns the stream to follow, or nil once the response is
+// complete: an error, or every event of a final RFQ.
+func openEventStream(w http.ResponseWriter, r *http.Request, logger *slog.Logger, svc Service, watcher Watcher, customer string) *eventStream {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, logger, err)
+		return nil
+	}
+	after, err := parseResume(r)
+	if err != nil {
+		writeError(w, r, logger, err)
+		return nil
+	}
+	if watcher == nil {
+		writeError(w, r, logger, unavailable("event streams are not available on this server"))
+		return nil
+	}
+	ctx := r.Context()
+	rfq, err := svc.GetRFQ(ctx, id, customer)
+	if err != nil {
+		writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
+		return nil
+	}
+	var (
+		watch Watch
+		past  []rydes.Event // a final RFQ's, when they need no watch
+	)
+	// A final RFQ whose last event the client has gets an empty stream:
+	// nothing will ever follow.
+	done := rfq.Status.Final() && after >= rfq.Seq
+	if !done && rfq.Status.Final() {
+		events, published, err := watcher.PastEvents(ctx, id, after)
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("past events of rfq %s: %w", id, err))
+			return nil
+		}
+		if published {
+			final, _ := rfq.FinalEvent()
+			if len(events) == 0 || events[len(events)-1].Seq < final.Seq {
+				events = append(events, final) // the broker no longer keeps it
 			}
-			if err := rc.Flush(); err != nil {
-				logger.DebugContext(ctx, "flush event stream", "rfq", id, "err", err)
-				return
-			}
-			if done {
-				return
-			}
+			past, done = events, true
 		}
 	}
+	if !done {
+		if watch, err = watcher.WatchRFQ(ctx, id, after); err != nil {
+			writeError(w, r, logger, fmt.Errorf("watch rfq %s: %w", id, err))
+			return nil
+		}
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	liftDeadlines(w, r, logger)
+	s := &eventStream{ctx: ctx, w: w, rc: http.NewResponseController(w), logger: logger, id: id, watch: watch}
+	w.WriteHeader(http.StatusOK)
+	for _, ev := range past {
+		if !writeEvent(ctx, w, logger, ev) {
+			return nil
+		}
+	}
+	if !s.flush() || done {
+		if watch != nil {
+			watch.Close()
+		}
+		return nil
+	}
+	return s
+}
+
+// follow streams the watch's events as they come, with a heartbeat every
+// heartbeat while idle, until the final event, the end of the watch or the
+// client's going. The watch runs on this goroutine: it wakes it through
+// Ready, and hands over what came with Next, on a fresh stack.
+func (s *eventStream) follow(heartbeat time.Duration) {
+	defer onFreshStack(s.watch.Close)
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		more := false
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+			onFreshStack(func() { more = s.heartbeat() })
+		case <-s.watch.Ready():
+			onFreshStack(func() { more = s.deliver() })
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// deliver writes the events the watch has ready, and reports whether the
+// stream goes on: not after the final event, nor once the watch ended or
+// the client is gone.
+func (s *eventStream) deliver() bool {
+	events, err := s.watch.Next(s.ctx)
+	if err != nil {
+		s.logger.DebugContext(s.ctx, "event stream ended without a final event", "rfq", s.id, "err", err)
+		return false
+	}
+	if len(events) == 0 {
+		return true // woken with nothing new
+	}
+	for _, ev := range events {
+		if !writeEvent(s.ctx, s.w, s.logger, ev) {
+			return false
+		}
+		if ev.Type.Final() {
+			// Next returns nothing after the final event.
+			s.flush()
+			return false
+		}
+	}
+	return s.flush()
+}
+
+// heartbeat writes a comment that keeps proxies from closing an idle
+// stream, and reports whether the client is still there.
+func (s *eventStream) heartbeat() bool {
+	if _, err := io.WriteString(s.w, ": heartbeat\n\n"); err != nil {
+		s.logger.DebugContext(s.ctx, "write event stream", "rfq", s.id, "err", err)
+		return false
+	}
+	return s.flush()
+}
+
+// flush sends what was written, and reports whether it could.
+func (s *eventStream) flush() bool {
+	if err := s.rc.Flush(); err != nil {
+		s.logger.DebugContext(s.ctx, "flush event stream", "rfq", s.id, "err", err)
+		return false
+	}
+	return true
 }
 
 // writeEvent writes ev to an event stream, and reports whether it could.
