@@ -38,6 +38,7 @@ func benchConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.GetOpen, "get-open", false, "get scenario: read open requests (providers that answer none) instead of complete ones; give a --timeout longer than the run")
 	fs.IntVar(&cfg.Hold, "hold", bench.DefaultHold, "hold scenario: open requests held at once")
 	fs.IntVar(&cfg.Watchers, "watchers", bench.DefaultWatchers, "hold scenario: SSE watchers held at once")
+	fs.BoolVar(&cfg.HoldLongPoll, "long-poll", false, "hold scenario: the watchers long-poll (GET ?wait=30s, again and again) instead of following SSE")
 	fs.DurationVar(&cfg.HoldFor, "hold-for", bench.DefaultHoldFor, "hold scenario: how long everything is held, rydes's memory sampled all along")
 	fs.IntVar(&cfg.TargetPID, "pid", 0, "hold scenario with --url: the process id of that rydes, whose memory (VmRSS) is sampled while everything is held (Linux)")
 	fs.BoolVar(&cfg.Reference, "reference", false, "also measure the disk's fsync rate and a bare JetStream scatter-gather loop, and print rydes's figures as ratios of them")

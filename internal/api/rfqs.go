@@ -142,78 +142,187 @@ func handleCreateRFQ(logger *slog.Logger, svc Service, maxBody int64, check func
 // strong ETag, 304 while If-None-Match matches it, and with ?wait= a long
 // poll: while the client's version is current (or, without If-None-Match,
 // while the RFQ is open), the request is held until the RFQ changes or the
-// wait ends. A final RFQ never changes, so never waits.
-func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait time.Duration) customerHandler {
-	// The bodies of final RFQs, which never change, by ETag (id and
-	// version): a GET of one is then a copy, not an encoding.
-	finals := expirable.NewLRU[string, []byte](finalBodies, nil, finalBodiesTTL)
-	return func(w http.ResponseWriter, r *http.Request, customer string) {
-		id, err := pathID(r)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		wait, err := parseWait(r.URL.Query(), maxWait)
-		if err != nil {
-			writeError(w, r, logger, err)
-			return
-		}
-		inm := r.Header.Values("If-None-Match")
-		conditional := len(inm) > 0
-		if v, ok := svc.(versioner); ok && conditional && wait == 0 {
-			// A poll that has the current version gets its 304 from the
-			// version alone; anything else (an error too) takes the
-			// full path below.
-			if seq, err := v.RFQVersion(r.Context(), id, customer); err == nil {
-				if etag := rfqETagOf(id, seq); etagMatches(inm, etag) {
-					w.Header().Set("ETag", etag)
-					w.Header().Set("Cache-Control", "no-cache")
-					w.WriteHeader(http.StatusNotModified)
-					return
-				}
-			}
-		}
-		rfq, err := svc.GetRFQ(r.Context(), id, customer)
-		if err != nil {
-			writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
-			return
-		}
-		if wait > 0 && watcher != nil && !rfq.Status.Final() && (!conditional || etagMatches(inm, rfqETag(rfq))) {
-			if err := waitForChange(w, r, logger, watcher, rfq, wait); err != nil {
-				writeError(w, r, logger, fmt.Errorf("watch rfq %s: %w", id, err))
-				return
-			}
-			if r.Context().Err() != nil {
-				return // the client went away; nobody reads an answer
-			}
-			// Read again whatever ended the wait: the event says that the
-			// RFQ changed, not what it is now.
-			if rfq, err = svc.GetRFQ(r.Context(), id, customer); err != nil {
-				writeError(w, r, logger, fmt.Errorf("get rfq %s: %w", id, err))
-				return
-			}
-		}
-		etag := rfqETag(rfq)
-		w.Header().Set("ETag", etag)
-		w.Header().Set("Cache-Control", "no-cache")
-		if conditional && etagMatches(inm, etag) {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		if !rfq.Status.Final() {
-			writeJSON(w, r, logger, http.StatusOK, wireRFQ(rfq))
-			return
-		}
-		body, ok := finals.Get(etag)
-		if !ok {
-			if body, err = json.Marshal(wireRFQ(rfq)); err != nil {
-				writeError(w, r, logger, fmt.Errorf("encode rfq %s: %w", id, err))
-				return
-			}
-			finals.Add(etag, body)
-		}
-		writeJSONBytes(w, r, logger, http.StatusOK, body)
+// wait ends. A final RFQ never changes, so never waits. authenticate is the
+// customer routes' requireCustomer.
+//
+// A long poll's connection goroutine only waits, as an event stream's
+// does: authentication, the reads and the answer run on fresh stacks (see
+// onFreshStack).
+func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait time.Duration, authenticate func(customerHandler) http.Handler) http.Handler {
+	g := &rfqGetter{
+		logger: logger, svc: svc, watcher: watcher, maxWait: maxWait,
+		// The bodies of final RFQs, which never change, by ETag (id and
+		// version): a GET of one is then a copy, not an encoding.
+		finals: expirable.NewLRU[string, []byte](finalBodies, nil, finalBodiesTTL),
 	}
+	get := authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
+		if p := g.start(w, r, customer); p != nil {
+			defer p.end()
+			p.wait()
+			p.finish()
+		}
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "" || !r.URL.Query().Has("wait") {
+			get.ServeHTTP(w, r)
+			return
+		}
+		var p *longPoll
+		onFreshStack(func() {
+			authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
+				p = g.start(w, r, customer)
+			}).ServeHTTP(w, r)
+		})
+		if p == nil {
+			return // answered without waiting
+		}
+		defer p.end() // if finish did not: a panic
+		p.wait()
+		onFreshStack(p.finish)
+	})
+}
+
+// rfqGetter answers GET /v1/rfqs/{id}.
+type rfqGetter struct {
+	logger  *slog.Logger
+	svc     Service
+	watcher Watcher
+	maxWait time.Duration
+	finals  *expirable.LRU[string, []byte]
+}
+
+// start answers a GET of an RFQ, or, for a long poll that has to wait,
+// starts watching the RFQ and returns the poll to wait on.
+func (g *rfqGetter) start(w http.ResponseWriter, r *http.Request, customer string) *longPoll {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, g.logger, err)
+		return nil
+	}
+	wait, err := parseWait(r.URL.Query(), g.maxWait)
+	if err != nil {
+		writeError(w, r, g.logger, err)
+		return nil
+	}
+	inm := r.Header.Values("If-None-Match")
+	conditional := len(inm) > 0
+	if v, ok := g.svc.(versioner); ok && conditional && wait == 0 {
+		// A poll that has the current version gets its 304 from the
+		// version alone; anything else (an error too) takes the full path
+		// below.
+		if seq, err := v.RFQVersion(r.Context(), id, customer); err == nil {
+			if etag := rfqETagOf(id, seq); etagMatches(inm, etag) {
+				w.Header().Set("ETag", etag)
+				w.Header().Set("Cache-Control", "no-cache")
+				w.WriteHeader(http.StatusNotModified)
+				return nil
+			}
+		}
+	}
+	rfq, err := g.svc.GetRFQ(r.Context(), id, customer)
+	if err != nil {
+		writeError(w, r, g.logger, fmt.Errorf("get rfq %s: %w", id, err))
+		return nil
+	}
+	if wait == 0 || g.watcher == nil || rfq.Status.Final() || (conditional && !etagMatches(inm, rfqETag(rfq))) {
+		g.answer(w, r, rfq)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	watch, err := g.watcher.WatchRFQ(ctx, rfq.ID, rfq.Seq)
+	if err != nil {
+		cancel()
+		writeError(w, r, g.logger, fmt.Errorf("watch rfq %s: %w", id, err))
+		return nil
+	}
+	// The server's read and write deadlines may be shorter than the wait.
+	liftDeadlines(w, r, g.logger)
+	return &longPoll{g: g, w: w, r: r, ctx: ctx, cancel: cancel, watch: watch, id: id, customer: customer}
+}
+
+// answer writes the RFQ, or 304 if If-None-Match has its version.
+func (g *rfqGetter) answer(w http.ResponseWriter, r *http.Request, rfq rydes.RFQ) {
+	etag := rfqETag(rfq)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 && etagMatches(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if !rfq.Status.Final() {
+		writeJSON(w, r, g.logger, http.StatusOK, wireRFQ(rfq))
+		return
+	}
+	body, ok := g.finals.Get(etag)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(wireRFQ(rfq)); err != nil {
+			writeError(w, r, g.logger, fmt.Errorf("encode rfq %s: %w", rfq.ID, err))
+			return
+		}
+		g.finals.Add(etag, body)
+	}
+	writeJSONBytes(w, r, g.logger, http.StatusOK, body)
+}
+
+// longPoll is a GET ?wait= held until its RFQ changes.
+type longPoll struct {
+	g            *rfqGetter
+	w            http.ResponseWriter
+	r            *http.Request
+	ctx          context.Context // ends with the wait
+	cancel       context.CancelFunc
+	watch        Watch
+	id, customer string
+}
+
+// wait holds until the RFQ gets an event after the client's version, the
+// watch ends, the wait ends or the client goes away. The watch wakes this
+// goroutine through Ready; what came is taken on a fresh stack.
+func (p *longPoll) wait() {
+	for {
+		select {
+		case <-p.watch.Ready():
+			changed := false
+			onFreshStack(func() { changed = p.changed() })
+			if changed {
+				return
+			}
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// changed takes what the watch has ready, and reports whether the wait is
+// over: an event came, or the watch ended.
+func (p *longPoll) changed() bool {
+	events, err := p.watch.Next(p.ctx)
+	if err != nil && !errors.Is(err, io.EOF) && p.ctx.Err() == nil {
+		p.g.logger.DebugContext(p.ctx, "long poll: watch ended", "rfq", p.id, "err", err)
+	}
+	return len(events) > 0 || err != nil
+}
+
+// end ends the watch and the wait; ending twice does nothing.
+func (p *longPoll) end() {
+	p.watch.Close()
+	p.cancel()
+}
+
+// finish ends the watch and answers with the RFQ as it is now: the event
+// says that it changed, not what it is.
+func (p *longPoll) finish() {
+	p.end()
+	if p.r.Context().Err() != nil {
+		return // the client went away; nobody reads an answer
+	}
+	rfq, err := p.g.svc.GetRFQ(p.r.Context(), p.id, p.customer)
+	if err != nil {
+		writeError(p.w, p.r, p.g.logger, fmt.Errorf("get rfq %s: %w", p.id, err))
+		return
+	}
+	p.g.answer(p.w, p.r, rfq)
 }
 
 // The cache of final RFQs' bodies: as many as the engine keeps final RFQs
@@ -227,35 +336,6 @@ const (
 // (the seq in its ETag) without reading it whole (the engine can).
 type versioner interface {
 	RFQVersion(ctx context.Context, id, customer string) (int64, error)
-}
-
-// waitForChange holds the request until the RFQ gets an event after its
-// current one, the watch ends, the wait ends or the client goes away. It
-// lifts the server's read and write deadlines, which may be shorter than
-// the wait.
-func waitForChange(w http.ResponseWriter, r *http.Request, logger *slog.Logger, watcher Watcher, rfq rydes.RFQ, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
-	watch, err := watcher.WatchRFQ(ctx, rfq.ID, rfq.Seq)
-	if err != nil {
-		return err
-	}
-	defer watch.Close()
-	liftDeadlines(w, r, logger)
-	for {
-		select {
-		case <-watch.Ready():
-			events, err := watch.Next(ctx)
-			if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-				logger.DebugContext(ctx, "long poll: watch ended", "rfq", rfq.ID, "err", err)
-			}
-			if len(events) > 0 || err != nil {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
-		}
-	}
 }
 
 // handleCancelRFQ serves DELETE /v1/rfqs/{id}: 200 with the cancelled RFQ,

@@ -29,7 +29,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 
 	// Customers asking for quotes and following their requests.
 	mux.Handle("POST /v1/rfqs", customer(handleCreateRFQ(logger, svc, maxBody, cfg.CheckURL)))
-	mux.Handle("GET /v1/rfqs/{id}", customer(handleGetRFQ(logger, svc, cfg.Watcher, cfg.MaxWait)))
+	mux.Handle("GET /v1/rfqs/{id}", handleGetRFQ(logger, svc, cfg.Watcher, cfg.MaxWait, customer))
 	mux.Handle("DELETE /v1/rfqs/{id}", customer(handleCancelRFQ(logger, svc)))
 	mux.Handle("GET /v1/rfqs/{id}/events", handleRFQEvents(logger, svc, cfg.Watcher, cfg.Heartbeat, customer))
 	mux.Handle("GET /v1/rfqs/{id}/notifications", customer(handleListNotifications(logger, svc, cfg.Notifications)))

@@ -13,7 +13,8 @@
 //	load  requests created open-loop (Config.Rate) or closed-loop
 //	      (Config.Concurrency), answered by Config.Providers providers
 //	get   GET /v1/rfqs/{id}, plain and conditional (If-None-Match → 304)
-//	hold  Config.Hold open requests and Config.Watchers SSE watchers held
+//	hold  Config.Hold open requests and Config.Watchers SSE watchers (or
+//	      long polls, Config.HoldLongPoll) held
 //	      at once, to measure memory
 package bench
 
@@ -105,6 +106,10 @@ type Config struct {
 	// Hold and Watchers size the hold scenario: open requests and SSE
 	// watchers held at once.
 	Hold, Watchers int
+	// HoldLongPoll makes the hold scenario's watchers long-poll (GET
+	// /v1/rfqs/{id}?wait=, again and again) instead of following event
+	// streams.
+	HoldLongPoll bool
 	// HoldFor is how long the hold scenario holds everything open, its
 	// memory sampled all along (default DefaultHoldFor).
 	HoldFor time.Duration

@@ -133,6 +133,7 @@ func TestRunHold(t *testing.T) {
 	rep, err := Run(rydestest.Context(t), cfg)
 	require.NoError(t, err)
 	require.NotNil(t, rep.Hold)
+	require.Equal(t, "sse", rep.Hold.Watch)
 	require.Equal(t, 40, rep.Hold.Requests)
 	require.Equal(t, 10, rep.Hold.Watchers)
 	require.Zero(t, rep.Hold.Errors, "first error: %s", rep.Hold.FirstError)
@@ -143,6 +144,26 @@ func TestRunHold(t *testing.T) {
 	require.Equal(t, "rydes+bench", rep.Hold.Held.Measured)
 	require.GreaterOrEqual(t, rep.Hold.Held.Samples, 1)
 	require.Positive(t, rep.Hold.Held.MaxMiB)
+}
+
+// TestRunHoldLongPoll: watchers that long-poll are held as event streams
+// are, and none of their polls fails.
+func TestRunHoldLongPoll(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Scenario = ScenarioHold
+	cfg.Hold, cfg.Watchers = 40, 10
+	cfg.HoldLongPoll = true
+	cfg.HoldFor = time.Millisecond // one sample
+	rep, err := Run(rydestest.Context(t), cfg)
+	require.NoError(t, err)
+	require.NotNil(t, rep.Hold)
+	require.Equal(t, "long-poll", rep.Hold.Watch)
+	require.Zero(t, rep.Hold.PollsAnswered, "nothing happens to the held requests, so no poll is answered")
+	require.Equal(t, 10, rep.Hold.Watchers)
+	require.Zero(t, rep.Hold.Errors, "first error: %s", rep.Hold.FirstError)
+	require.Empty(t, rep.Notes, "every watcher opened")
+	require.NotNil(t, rep.Hold.Held)
+	require.GreaterOrEqual(t, rep.Hold.Held.Samples, 1)
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"runtime/pprof"
 	"sync"
@@ -21,10 +23,17 @@ const holdTimeout = 10 * time.Minute
 const holdOpeners = 64
 
 // HoldReport is the hold scenario's: how much memory Requests open
-// requests and Watchers SSE watchers on them take, held at once.
+// requests and Watchers watchers on them (SSE, or long polls) take, held at
+// once.
 type HoldReport struct {
-	Requests      int     `json:"requests"`
-	Watchers      int     `json:"watchers"`
+	Requests int `json:"requests"`
+	Watchers int `json:"watchers"`
+	// Watch is how the watchers follow their requests: "sse" (event
+	// streams) or "long-poll" (GET ?wait=, again and again).
+	Watch string `json:"watch"`
+	// PollsAnswered counts the long polls answered while held: each an
+	// event on a request; none if nothing happens to the held requests.
+	PollsAnswered int64   `json:"polls_answered,omitempty"`
 	CreateSec     float64 `json:"create_s"`
 	CreatedPerSec float64 `json:"created_per_s"`
 	WatchSec      float64 `json:"watch_s"`
@@ -106,7 +115,10 @@ func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 			cfg.Logger.Warn("remove bench providers", "err", err)
 		}
 	}()
-	h := &HoldReport{Requests: cfg.Hold, Watchers: cfg.Watchers}
+	h := &HoldReport{Requests: cfg.Hold, Watchers: cfg.Watchers, Watch: "sse"}
+	if cfg.HoldLongPoll {
+		h.Watch = "long-poll"
+	}
 	var errs atomic.Int64
 	var firstErr atomic.Pointer[error]
 	fail := func(err error) {
@@ -153,7 +165,7 @@ func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	var opened, closed sync.WaitGroup
-	var open atomic.Int64
+	var open, answered atomic.Int64
 	start = time.Now()
 	stopProgress = tickProgress(cfg, start, func() string {
 		return fmt.Sprintf("hold: %d of %d watchers open", open.Load(), cfg.Watchers)
@@ -170,7 +182,13 @@ func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 			defer closed.Done()
 			once := sync.OnceFunc(func() { <-slots; opened.Done() })
 			defer once()
-			err := holdStream(watchCtx, tg, id, func() { open.Add(1); once() })
+			opened := func() { open.Add(1); once() }
+			var err error
+			if cfg.HoldLongPoll {
+				err = holdLongPoll(watchCtx, tg, id, opened, &answered)
+			} else {
+				err = holdStream(watchCtx, tg, id, opened)
+			}
 			if err != nil && watchCtx.Err() == nil {
 				fail(err)
 			}
@@ -194,6 +212,7 @@ func runHold(ctx context.Context, cfg Config, tg *target, rep *Report) error {
 	stopWatching()
 	closed.Wait()
 	h.Errors = errs.Load()
+	h.PollsAnswered = answered.Load()
 	if p := firstErr.Load(); p != nil {
 		h.FirstError = (*p).Error()
 	}
@@ -232,6 +251,46 @@ func holdStream(ctx context.Context, tg *target, id string, opened func()) error
 			}
 			return fmt.Errorf("events of %s: %w", id, err)
 		}
+	}
+}
+
+// holdPollWait is the ?wait= of the hold scenario's long polls: rydes's
+// default longest.
+const holdPollWait = "30s"
+
+// holdLongPoll long-polls request id, GET ?wait= after GET ?wait= as a
+// client that cannot take an event stream does, until ctx ends; it calls
+// opened once the first poll is sent. Without If-None-Match, a poll of an
+// open request is held until the request changes or the wait ends.
+func holdLongPoll(ctx context.Context, tg *target, id string, opened func(), answered *atomic.Int64) error {
+	first := sync.OnceFunc(opened)
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { first() }}
+	for {
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet,
+			tg.url+"/v1/rfqs/"+id+"?wait="+holdPollWait, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tg.key)
+		resp, err := tg.stream.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("long poll of %s: %w", id, err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotModified {
+			return fmt.Errorf("long poll of %s: %s", id, resp.Status)
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("long poll of %s: %w", id, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		answered.Add(1)
 	}
 }
 

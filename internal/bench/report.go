@@ -313,7 +313,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		p("304 (If-None-Match)\t%d\t%.0f\t%.3f\t%.3f\t%d\n", g.NotModified.Count, g.NotModified.PerSec, g.NotModified.Latency.P50, g.NotModified.Latency.P99, g.NotModified.Errors)
 	}
 	if h := r.Hold; h != nil {
-		p("hold: %d open requests (%d providers that never answer), %d SSE watchers open\n", h.Requests, r.Providers, h.Watchers)
+		watchers := "SSE watchers open"
+		if h.Watch == "long-poll" {
+			watchers = fmt.Sprintf("long polls held (%d answered while held)", h.PollsAnswered)
+		}
+		p("hold: %d open requests (%d providers that never answer), %d %s\n", h.Requests, r.Providers, h.Watchers, watchers)
 		p("created in %.1fs (%.0f/s), watchers opened in %.1fs; errors %d\n", h.CreateSec, h.CreatedPerSec, h.WatchSec, h.Errors)
 		if h.FirstError != "" {
 			p("first error: %s\n", h.FirstError)
