@@ -245,13 +245,36 @@ func NewRFQ(id string, req RFQRequest, asked []string, now time.Time, l Limits) 
 	return rfq, nil
 }
 
-// ValidateID checks that id is a UUID in its canonical form, as RFQ ids are.
+// ValidateID checks that id is a UUID in its canonical form, as RFQ ids
+// are: 36 characters, hex digits (of either case) in groups of 8, 4, 4, 4
+// and 12 joined by hyphens. uuid.Parse takes other forms too (braces, a
+// urn: prefix, no hyphens); this check, on every request naming an RFQ,
+// allocates nothing.
 func ValidateID(id string) error {
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != strings.ToLower(id) {
+	if !canonicalUUID(id) {
 		return FieldErrorf("id", "must be a UUID such as 8b095f9e-cffc-4790-91a6-28353fa30e42")
 	}
 	return nil
+}
+
+func canonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // NewID returns a new RFQ id: a UUID of version 7, which begins with the

@@ -101,3 +101,33 @@ func TestNewIDSortsInOrderMade(t *testing.T) {
 		prev = id
 	}
 }
+
+// FuzzValidateID checks ValidateID against its definition: what
+// uuid.Parse takes and writes back the same, up to case.
+func FuzzValidateID(f *testing.F) {
+	for _, seed := range []string{
+		"8b095f9e-cffc-4790-91a6-28353fa30e42", "8B095F9E-CFFC-4790-91A6-28353FA30E42",
+		"8b095f9ecffc479091a628353fa30e42", "{8b095f9e-cffc-4790-91a6-28353fa30e42}",
+		"urn:uuid:8b095f9e-cffc-4790-91a6-28353fa30e42", "8b095f9e-cffc-4790-91a6-28353fa30e4g",
+		"8b095f9e+cffc-4790-91a6-28353fa30e42", "", "x",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		u, err := uuid.Parse(id)
+		want := err == nil && u.String() == strings.ToLower(id)
+		if got := rydes.ValidateID(id) == nil; got != want {
+			t.Fatalf("ValidateID(%q) accepts: %v, want %v", id, got, want)
+		}
+	})
+}
+
+func BenchmarkValidateID(b *testing.B) {
+	id := rydes.NewID()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := rydes.ValidateID(id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
