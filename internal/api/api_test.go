@@ -271,6 +271,24 @@ func TestGetFinalRFQBodyIsServedAlike(t *testing.T) {
 	}
 }
 
+// A body longer than net/http's 2 KB response buffer goes out with its
+// length declared, not in chunks.
+func TestGetLongRFQBodyDeclaresItsLength(t *testing.T) {
+	h := newHarness(t)
+	created := h.createRFQ(t, validBody)
+	for i := range 20 {
+		h.fake.addQuote(created.ID, fmt.Sprintf("UnicornManagementResource%d", i+1), fmt.Sprintf("%d.50", 40+i))
+	}
+	for _, status := range []rydes.Status{rydes.StatusOpen, rydes.StatusComplete} {
+		h.fake.setStatus(created.ID, status)
+		resp, b := h.do(t, http.MethodGet, "/v1/rfqs/"+created.ID, "", nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", b)
+		require.Greater(t, len(b), 2048, "the body must outgrow net/http's buffer for this test to mean anything")
+		assert.Empty(t, resp.TransferEncoding, "%s: not chunked", status)
+		assert.Equal(t, strconv.Itoa(len(b)), resp.Header.Get("Content-Length"), status)
+	}
+}
+
 func TestGetRFQCanonicalisesID(t *testing.T) {
 	h := newHarness(t)
 	created := h.createRFQ(t, validBody)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/wildrydes/rydes"
 )
@@ -161,7 +162,11 @@ func writeJSON(w http.ResponseWriter, r *http.Request, logger *slog.Logger, stat
 // copied: the newline after it is a write of its own into the response's
 // buffer.
 func writeJSONBytes(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	// With its length known, a body longer than net/http's 2 KB buffer
+	// goes out as it is rather than in chunks.
+	h.Set("Content-Length", strconv.Itoa(len(b)+len(newline)))
 	w.WriteHeader(status)
 	_, err := w.Write(b)
 	if err == nil {
