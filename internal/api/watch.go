@@ -225,12 +225,13 @@ func openEventStream(w http.ResponseWriter, r *http.Request, logger *slog.Logger
 	liftDeadlines(w, r, logger)
 	s := &eventStream{ctx: ctx, w: w, rc: http.NewResponseController(w), logger: logger, id: id, watch: watch}
 	w.WriteHeader(http.StatusOK)
+	ok := true
 	for _, ev := range past {
-		if !writeEvent(ctx, w, logger, ev) {
-			return nil
+		if ok = writeEvent(ctx, w, logger, ev); !ok {
+			break
 		}
 	}
-	if !s.flush() || done {
+	if !ok || !s.flush() || done {
 		if watch != nil {
 			watch.Close()
 		}
