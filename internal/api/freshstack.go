@@ -20,7 +20,8 @@ import (
 // its stack (8 KB to 16 KB) for the stream's whole life, and the garbage
 // collector's goal counts stacks. Made on a short-lived goroutine, that
 // growth is returned to the runtime's stack pool when it exits, for the
-// next one to reuse: 2,000 streams held open take about 20 MB less.
+// next one to reuse: with 2,000 streams held open (rydes bench hold), the
+// stacks took 27 MB instead of 43.
 func onFreshStack(f func()) {
 	var (
 		recovered any
