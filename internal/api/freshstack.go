@@ -67,3 +67,17 @@ func (p *freshStackPanic) Unwrap() error {
 }
 
 func (p *freshStackPanic) Error() string { return p.String() }
+
+// authenticateOnFreshStack serves r through authenticate (the customer
+// routes' requireCustomer) to open, on a fresh stack, and returns what
+// open returned: a held response to follow on the caller's goroutine, or
+// nil if the request was answered (an error among others) or refused.
+func authenticateOnFreshStack[T any](w http.ResponseWriter, r *http.Request, authenticate func(customerHandler) http.Handler, open func(w http.ResponseWriter, r *http.Request, customer string) *T) *T {
+	var held *T
+	onFreshStack(func() {
+		authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
+			held = open(w, r, customer)
+		}).ServeHTTP(w, r)
+	})
+	return held
+}

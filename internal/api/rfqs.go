@@ -156,10 +156,8 @@ func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait tim
 		finals: expirable.NewLRU[string, []byte](finalBodies, nil, finalBodiesTTL),
 	}
 	get := authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
-		if p := g.start(w, r, customer); p != nil {
-			defer p.end()
-			p.wait()
-			p.finish()
+		if p := g.start(w, r, customer); p != nil { // not without ?wait=
+			p.hold()
 		}
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,18 +165,9 @@ func handleGetRFQ(logger *slog.Logger, svc Service, watcher Watcher, maxWait tim
 			get.ServeHTTP(w, r)
 			return
 		}
-		var p *longPoll
-		onFreshStack(func() {
-			authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
-				p = g.start(w, r, customer)
-			}).ServeHTTP(w, r)
-		})
-		if p == nil {
-			return // answered without waiting
+		if p := authenticateOnFreshStack(w, r, authenticate, g.start); p != nil {
+			p.hold()
 		}
-		defer p.end() // if finish did not: a panic
-		p.wait()
-		onFreshStack(p.finish)
 	})
 }
 
@@ -274,6 +263,14 @@ type longPoll struct {
 	cancel       context.CancelFunc
 	watch        Watch
 	id, customer string
+}
+
+// hold waits for the RFQ to change, then answers; only waiting runs on
+// the caller's goroutine.
+func (p *longPoll) hold() {
+	defer p.end() // if finish did not: a panic
+	p.wait()
+	onFreshStack(p.finish)
 }
 
 // wait holds until the RFQ gets an event after the client's version, the

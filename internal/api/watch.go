@@ -141,16 +141,13 @@ func liftDeadlines(w http.ResponseWriter, r *http.Request, logger *slog.Logger) 
 // (see onFreshStack), so that a stream held open for hours keeps the
 // smallest stack. authenticate is the customer routes' requireCustomer.
 func handleRFQEvents(logger *slog.Logger, svc Service, watcher Watcher, heartbeat time.Duration, authenticate func(customerHandler) http.Handler) http.Handler {
+	open := func(w http.ResponseWriter, r *http.Request, customer string) *eventStream {
+		return openEventStream(w, r, logger, svc, watcher, customer)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var s *eventStream
-		open := authenticate(func(w http.ResponseWriter, r *http.Request, customer string) {
-			s = openEventStream(w, r, logger, svc, watcher, customer)
-		})
-		onFreshStack(func() { open.ServeHTTP(w, r) })
-		if s == nil {
-			return // answered: an error, or every event of a final RFQ
-		}
-		s.follow(heartbeat)
+		if s := authenticateOnFreshStack(w, r, authenticate, open); s != nil {
+			s.follow(heartbeat)
+		} // else answered: an error, or every event of a final RFQ
 	})
 }
 
