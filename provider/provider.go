@@ -207,18 +207,20 @@ func (p *Provider) Run(ctx context.Context, h Handler) error {
 			"inbox_prefix", opts.InboxPrefix, "want", InboxPrefix(p.cfg.ID))
 	}
 
-	r := &runner{
-		p:     p,
-		h:     h,
-		slots: make(chan struct{}, p.cfg.Concurrency),
-		// Handlers must outlive Run's ctx so that stopping is graceful.
-		hctx: context.WithoutCancel(ctx),
-	}
-	defer r.stop()
+	// Handlers must outlive Run's ctx so that stopping is graceful.
+	hctx := context.WithoutCancel(ctx)
+	r := newRunner(p.cfg.Concurrency, func(d delivery) { p.handle(hctx, h, d.m, d.beat) })
+	defer func() {
+		r.stop()
+		// Confirm the acks the handlers sent.
+		if err := p.cfg.Conn.FlushTimeout(flushTimeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			p.log.Warn("flush the acks", "err", err)
+		}
+	}()
 	wait := reattachMinWait
 	for {
 		started := time.Now()
-		if err := r.consume(ctx, cons, queue); err != nil {
+		if err := p.consume(ctx, r, cons, queue); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -257,46 +259,118 @@ const (
 	streamLostGrace = 5 * time.Minute
 )
 
-// runner is one Run: the handlers it started and the slots they hold.
+// runner is one Run's handlers: the requests in flight, the slots they
+// hold, and the goroutines that run them.
+//
+// A request runs on one of at most Concurrency goroutines that live as long
+// as the runner, not on a goroutine of its own: decoding a request and
+// answering it grows a goroutine's stack beyond its starting size, and a
+// new goroutine per request paid that growth (copying the stack) on every
+// request, about 2 % of the CPU of a busy provider.
 type runner struct {
-	p     *Provider
-	h     Handler
+	serve func(delivery) // handles one request and settles it
 	slots chan struct{}
-	hctx  context.Context
+	// work hands a request to an idle handler goroutine; quit, closed once
+	// the last request in flight finished, ends them.
+	work chan delivery
+	quit chan struct{}
 
 	mu       sync.Mutex
 	stopped  bool
-	inflight sync.WaitGroup
+	workers  int            // handler goroutines started
+	inflight sync.WaitGroup // requests taken and not yet settled
+	handlers sync.WaitGroup // handler goroutines running
 }
 
-// consume takes requests from cons until ctx is done, and then returns nil
-// once it stopped taking them, or until consuming stopped on its own, and
-// then returns nil too; ctx tells the two apart. It returns an error only if
-// it could not start.
-func (r *runner) consume(ctx context.Context, cons jetstream.Consumer, queue string) error {
-	p := r.p
+// newRunner returns a runner of at most concurrency requests at once, each
+// handled by serve.
+func newRunner(concurrency int, serve func(delivery)) *runner {
+	return &runner{
+		serve: serve,
+		slots: make(chan struct{}, concurrency),
+		work:  make(chan delivery),
+		quit:  make(chan struct{}),
+	}
+}
+
+// delivery is a request taken from the queue, for a handler goroutine:
+// the message and how often to tell the broker it is still in hand.
+type delivery struct {
+	m    jetstream.Msg
+	beat time.Duration
+}
+
+// take reserves a slot for a request, waiting for one, and counts the
+// request in flight. It returns false, reserving nothing, if stopping is
+// closed first or the runner stopped.
+func (r *runner) take(stopping <-chan struct{}) bool {
+	select {
+	case r.slots <- struct{}{}:
+	case <-stopping:
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		<-r.slots
+		return false
+	}
+	r.inflight.Add(1)
+	return true
+}
+
+// dispatch runs d on an idle handler goroutine, or on a new one if none is
+// idle and fewer than Concurrency run. The caller holds a slot for d and
+// counted it in flight. Otherwise it waits for one to be idle, which is
+// soon: the slots bound the handlers working to Concurrency, d's slot among
+// them, so of Concurrency goroutines one is idle or finishing.
+func (r *runner) dispatch(d delivery) {
+	select {
+	case r.work <- d:
+		return
+	default:
+	}
+	r.mu.Lock()
+	start := r.workers < cap(r.slots)
+	if start {
+		r.workers++
+	}
+	r.mu.Unlock()
+	if start {
+		r.handlers.Add(1)
+		go r.handler(d)
+		return
+	}
+	r.work <- d
+}
+
+// handler runs d, then the requests handed to it, until the runner quits.
+func (r *runner) handler(d delivery) {
+	defer r.handlers.Done()
+	for {
+		r.serve(d)
+		<-r.slots
+		r.inflight.Done()
+		select {
+		case d = <-r.work:
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// consume hands requests from cons to r until ctx is done, and then
+// returns nil once it stopped taking them, or until consuming stopped on its
+// own, and then returns nil too; ctx tells the two apart. It returns an
+// error only if it could not start.
+func (p *Provider) consume(ctx context.Context, r *runner, cons jetstream.Consumer, queue string) error {
 	stopping := make(chan struct{})
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case r.slots <- struct{}{}:
-		case <-stopping:
+		if !r.take(stopping) {
 			p.handBack(m) // not started: hand it back at once
 			return
 		}
-		r.mu.Lock()
-		if r.stopped {
-			r.mu.Unlock()
-			<-r.slots
-			p.handBack(m)
-			return
-		}
-		r.inflight.Add(1)
-		r.mu.Unlock()
-		go func() {
-			defer r.inflight.Done()
-			defer func() { <-r.slots }()
-			p.handle(r.hctx, r.h, m, ackWaitOf(cons)/3)
-		}()
+		r.dispatch(delivery{m: m, beat: ackWaitOf(cons) / 3})
 	},
 		jetstream.PullMaxMessages(p.cfg.Concurrency),
 		jetstream.PullExpiry(pullExpiry),
@@ -321,17 +395,15 @@ func (r *runner) consume(ctx context.Context, cons jetstream.Consumer, queue str
 	return nil
 }
 
-// stop makes the runner refuse new requests, waits for the handlers in
-// flight, and then for the broker to have taken what they sent: a flush
-// (PING, PONG) confirms every ack before it at once.
+// stop makes the runner refuse new requests, waits for the requests in
+// flight to be settled, and then for its handler goroutines to end.
 func (r *runner) stop() {
 	r.mu.Lock()
 	r.stopped = true
 	r.mu.Unlock()
 	r.inflight.Wait()
-	if err := r.p.cfg.Conn.FlushTimeout(flushTimeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		r.p.log.Warn("flush the acks", "err", err)
-	}
+	close(r.quit)
+	r.handlers.Wait()
 }
 
 // ackWaitOf returns how long the queue waits for an ack.
