@@ -56,6 +56,8 @@ func TestRunLoadClosedLoopWithReference(t *testing.T) {
 	require.Positive(t, rep.Store.Commits)
 	require.GreaterOrEqual(t, rep.Store.Writes, rep.Store.Commits)
 	require.Positive(t, rep.Store.CommitsPerRequest)
+	require.Positive(t, rep.Store.CommitMeanMS, "the COMMITs are timed")
+	require.LessOrEqual(t, rep.Store.SlowCommits, rep.Store.Commits)
 	require.Positive(t, rep.Reference.Fsync.PerSec)
 	require.Positive(t, rep.Reference.BareLoop.Completed)
 	require.Equal(t, "sync_always", rep.Reference.BareLoop.Sync)
@@ -70,6 +72,7 @@ func TestRunLoadClosedLoopWithReference(t *testing.T) {
 	require.NoError(t, rep.WriteTable(&table))
 	require.Contains(t, table.String(), "create→complete")
 	require.Contains(t, table.String(), "rydes / bare loop")
+	require.Contains(t, table.String(), "COMMIT ")
 }
 
 func TestRunLoadOpenLoopRelaxed(t *testing.T) {

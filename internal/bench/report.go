@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wildrydes/rydes/internal/store/sqlite"
 )
 
 // Report is what a run measured. Its JSON form is what `rydes bench
@@ -112,6 +114,14 @@ type StoreFigures struct {
 	Writes int64 `json:"writes"`
 	// CommitsPerRequest is Commits over the requests completed.
 	CommitsPerRequest float64 `json:"commits_per_request,omitempty"`
+	// CommitMeanMS is the mean time of a COMMIT statement: writing the
+	// log, and its fsync with the default durability.
+	CommitMeanMS float64 `json:"commit_mean_ms"`
+	// SlowCommits counts the COMMITs that took sqlite.SlowCommit (50 ms)
+	// or longer: a disk that stalled, which every write behind it waited
+	// out. A window with a p99 far above its p50 and slow commits met the
+	// disk's stall, not rydes's.
+	SlowCommits int64 `json:"slow_commits"`
 }
 
 // Ratios are rydes's figures over the reference's.
@@ -198,7 +208,10 @@ func (r *Report) fillLoad(l *load, fl *fleet, m *measurement, window time.Durati
 	}
 	if m.commits != nil {
 		d := m.commitEnd.Sub(m.commitStart)
-		st := &StoreFigures{Commits: d.Commits, Writes: d.Writes}
+		st := &StoreFigures{Commits: d.Commits, Writes: d.Writes, SlowCommits: d.SlowCommits}
+		if d.Commits > 0 {
+			st.CommitMeanMS = d.CommitTime.Seconds() * 1000 / float64(d.Commits)
+		}
 		if r.Completed > 0 {
 			st.CommitsPerRequest = float64(st.Commits) / float64(r.Completed)
 		}
@@ -339,7 +352,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		p("process figures: %s\n", pr.Error)
 	}
 	if st := r.Store; st != nil {
-		p("store: %d commits of %d writes (%.2f per request)\n", st.Commits, st.Writes, st.CommitsPerRequest)
+		p("store: %d commits of %d writes (%.2f per request), COMMIT %.2f ms on average, %d of %v or more\n",
+			st.Commits, st.Writes, st.CommitsPerRequest, st.CommitMeanMS, st.SlowCommits, sqlite.SlowCommit)
 	}
 	if ref := r.Reference; ref != nil {
 		p("\nreference, same disk (%s), durability %s\n", ref.Dir, ref.Durability)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit. SQLite has one writer and, with synchronous=FULL, an fsync
@@ -19,6 +20,11 @@ import (
 
 // maxGroup is the most writes one transaction takes.
 const maxGroup = 128
+
+// SlowCommit is how long a COMMIT takes to count in CommitStats.SlowCommits:
+// far above an fsync of a working disk (0.1 to a few ms), the mark of a
+// disk that stalled, which every write waiting behind it waits out.
+const SlowCommit = 50 * time.Millisecond
 
 // errClosed is returned by a write after Close.
 var errClosed = errors.New("sqlite store closed")
@@ -40,8 +46,12 @@ type committer struct {
 	stopped chan struct{}
 	once    sync.Once
 
-	commits atomic.Int64 // transactions committed
-	writes  atomic.Int64 // writes committed in them
+	commits     atomic.Int64 // transactions committed
+	writes      atomic.Int64 // writes committed in them
+	commitNanos atomic.Int64 // time spent in their COMMITs
+	slow        atomic.Int64 // COMMITs that took slowCommit or longer
+	// slowCommit is SlowCommit; tests lower it.
+	slowCommit time.Duration
 }
 
 // CommitStats counts what the store committed since it opened.
@@ -53,16 +63,28 @@ type CommitStats struct {
 	// those transactions committed: Writes/Commits is the group commit's
 	// average group.
 	Writes int64
+	// CommitTime is the time spent in their COMMIT statements: writing the
+	// log and, with synchronous=FULL, its fsync.
+	CommitTime time.Duration
+	// SlowCommits counts the COMMITs that took SlowCommit or longer.
+	SlowCommits int64
 }
 
 // Sub returns what was committed between before and c.
 func (c CommitStats) Sub(before CommitStats) CommitStats {
-	return CommitStats{Commits: c.Commits - before.Commits, Writes: c.Writes - before.Writes}
+	return CommitStats{
+		Commits: c.Commits - before.Commits, Writes: c.Writes - before.Writes,
+		CommitTime: c.CommitTime - before.CommitTime, SlowCommits: c.SlowCommits - before.SlowCommits,
+	}
 }
 
 // CommitStats returns what the store committed since it opened.
 func (s *Store) CommitStats() CommitStats {
-	return CommitStats{Commits: s.commits.commits.Load(), Writes: s.commits.writes.Load()}
+	c := s.commits
+	return CommitStats{
+		Commits: c.commits.Load(), Writes: c.writes.Load(),
+		CommitTime: time.Duration(c.commitNanos.Load()), SlowCommits: c.slow.Load(),
+	}
 }
 
 func newCommitter(s *Store) *committer {
@@ -71,6 +93,8 @@ func newCommitter(s *Store) *committer {
 		queue:   make(chan *pendingWrite, maxGroup),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
+
+		slowCommit: SlowCommit,
 	}
 	go c.run()
 	return c
@@ -212,11 +236,17 @@ func (c *committer) commit(group []*pendingWrite) {
 		_ = tx.Rollback()
 		return
 	}
+	started := time.Now()
 	if err := tx.Commit(); err != nil {
 		for _, w := range committed {
 			w.err = fmt.Errorf("%s: commit: %w", w.op, err)
 		}
 		return
+	}
+	took := time.Since(started)
+	c.commitNanos.Add(int64(took))
+	if took >= c.slowCommit {
+		c.slow.Add(1)
 	}
 	c.commits.Add(1)
 	c.writes.Add(int64(len(committed)))

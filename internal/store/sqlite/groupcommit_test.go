@@ -94,8 +94,32 @@ func TestGroupCommit(t *testing.T) {
 	require.True(t, settingExists(t, s, "a"))
 	require.False(t, settingExists(t, s, "b"), "the failed write is rolled back")
 	require.True(t, settingExists(t, s, "c"))
-	require.Equal(t, CommitStats{Commits: 2, Writes: 3}, s.CommitStats().Sub(before),
+	got := s.CommitStats().Sub(before)
+	require.Equal(t, CommitStats{Commits: 2, Writes: 3}, CommitStats{Commits: got.Commits, Writes: got.Writes},
 		"the held write alone, then a and c together; b rolled back")
+	require.Positive(t, got.CommitTime, "the COMMITs are timed")
+}
+
+// Each COMMIT is timed, and one that takes SlowCommit or longer counted
+// slow; a rolled-back group commits nothing and counts nothing.
+func TestGroupCommitCountsSlowCommits(t *testing.T) {
+	ctx := rydestest.Context(t)
+	s := newTestStore(t)
+	before := s.CommitStats()
+	require.NoError(t, s.write(ctx, "fast", putSetting("fast", nil, nil)))
+	got := s.CommitStats().Sub(before)
+	require.EqualValues(t, 1, got.Commits)
+	require.Positive(t, got.CommitTime)
+	require.Zero(t, got.SlowCommits, "a COMMIT under %v is not slow", SlowCommit)
+
+	// Every COMMIT is slow past a threshold of zero.
+	s.commits.slowCommit = 0
+	before = s.CommitStats()
+	require.NoError(t, s.write(ctx, "slow", putSetting("slow", nil, nil)))
+	require.Error(t, s.write(ctx, "failed", putSetting("failed", nil, errors.New("no"))))
+	got = s.CommitStats().Sub(before)
+	require.EqualValues(t, 1, got.Commits, "the failed write committed nothing")
+	require.EqualValues(t, 1, got.SlowCommits)
 }
 
 // A caller that gives up while its write waits gets its context's error,
