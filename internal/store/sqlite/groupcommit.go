@@ -23,8 +23,13 @@ const maxGroup = 128
 
 // SlowCommit is how long a COMMIT takes to count in CommitStats.SlowCommits:
 // far above an fsync of a working disk (0.1 to a few ms), the mark of a
-// disk that stalled, which every write waiting behind it waits out.
+// disk that stalled, which every write waiting behind it waits out. Slow
+// commits are logged, at most once per slowCommitLogEvery.
 const SlowCommit = 50 * time.Millisecond
+
+// slowCommitLogEvery spaces the warnings about slow commits: a disk that
+// stays slow is said once in a while, with how many commits were slow.
+const slowCommitLogEvery = 10 * time.Second
 
 // errClosed is returned by a write after Close.
 var errClosed = errors.New("sqlite store closed")
@@ -52,6 +57,11 @@ type committer struct {
 	slow        atomic.Int64 // COMMITs that took slowCommit or longer
 	// slowCommit is SlowCommit; tests lower it.
 	slowCommit time.Duration
+	// Slow commits not yet logged and when the last warning was; the
+	// committer's goroutine alone uses them. now is time.Now but in tests.
+	slowUnlogged int
+	slowLoggedAt time.Time
+	now          func() time.Time
 }
 
 // CommitStats counts what the store committed since it opened.
@@ -95,6 +105,7 @@ func newCommitter(s *Store) *committer {
 		stopped: make(chan struct{}),
 
 		slowCommit: SlowCommit,
+		now:        time.Now,
 	}
 	go c.run()
 	return c
@@ -236,23 +247,38 @@ func (c *committer) commit(group []*pendingWrite) {
 		_ = tx.Rollback()
 		return
 	}
-	started := time.Now()
+	started := c.now()
 	if err := tx.Commit(); err != nil {
 		for _, w := range committed {
 			w.err = fmt.Errorf("%s: commit: %w", w.op, err)
 		}
 		return
 	}
-	took := time.Since(started)
+	took := c.now().Sub(started)
 	c.commitNanos.Add(int64(took))
 	if took >= c.slowCommit {
 		c.slow.Add(1)
+		c.slowUnlogged++
+		if now := c.now(); c.slowLoggedAt.IsZero() || now.Sub(c.slowLoggedAt) >= slowCommitLogEvery {
+			c.s.logger.Warn("store: a commit was slow; the writes behind it waited (a disk that stalled?)",
+				"took", took, "slow_commits", c.slowUnlogged, "since", c.sinceLogged(now))
+			c.slowUnlogged, c.slowLoggedAt = 0, now
+		}
 	}
 	c.commits.Add(1)
 	c.writes.Add(int64(len(committed)))
 	if listener != nil && len(t.outbox) > 0 {
 		(*listener)(t.outbox)
 	}
+}
+
+// sinceLogged is how long the slow commits counted in a warning took to
+// happen: since the last warning, or 0 for the first.
+func (c *committer) sinceLogged(now time.Time) time.Duration {
+	if c.slowLoggedAt.IsZero() {
+		return 0
+	}
+	return now.Sub(c.slowLoggedAt).Round(time.Second)
 }
 
 // failRest gives the writes of group that have no outcome yet err, as what

@@ -1,8 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,4 +172,57 @@ func TestGroupCommitAfterClose(t *testing.T) {
 	case <-time.After(rydestest.WaitTimeout):
 		t.Fatal("write after Close did not return")
 	}
+}
+
+// A slow commit is logged, and a disk that stays slow is logged once per
+// slowCommitLogEvery, with the count of slow commits since.
+func TestGroupCommitLogsSlowCommits(t *testing.T) {
+	ctx := rydestest.Context(t)
+	var logs lockedBuffer
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+
+	// A clock that moves 100 ms at each reading: every COMMIT takes 100 ms.
+	clock := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+	s.commits.now = func() time.Time {
+		clock = clock.Add(100 * time.Millisecond)
+		return clock
+	}
+	write := func(name string) {
+		t.Helper()
+		require.NoError(t, s.write(ctx, name, putSetting(name, nil, nil)))
+	}
+	warnings := func() int { return strings.Count(logs.String(), "a commit was slow") }
+
+	write("a")
+	require.Equal(t, 1, warnings(), "the first slow commit is logged: %s", logs.String())
+	require.Contains(t, logs.String(), "took=100ms")
+	write("b")
+	write("c")
+	require.Equal(t, 1, warnings(), "within %v of the warning, slow commits are counted, not logged", slowCommitLogEvery)
+
+	clock = clock.Add(slowCommitLogEvery)
+	write("d")
+	require.Equal(t, 2, warnings())
+	require.Contains(t, logs.String(), "slow_commits=3", "b, c and d")
+	require.EqualValues(t, 4, s.CommitStats().SlowCommits)
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger on another goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
