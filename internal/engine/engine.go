@@ -124,6 +124,10 @@ type Engine struct {
 	expiryGrace time.Duration
 
 	finals *expirable.LRU[string, rydes.RFQ] // final RFQs, by id
+	// answersDue counts, for the RFQs this engine created, the answers not
+	// yet staged (see Gatherer's linger); an RFQ missing from it is one
+	// the gatherer knows nothing of.
+	answersDue *expirable.LRU[string, int]
 
 	// fresh holds what the store committed to the outbox, for the relay
 	// to publish from memory (store.OutboxFeed); nil if the store does not
@@ -169,6 +173,8 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.limits.Validate(); err != nil {
 		return nil, fmt.Errorf("engine limits: %w", err)
 	}
+	// An RFQ takes answers for at most MaxTimeout (and the expiry's grace).
+	e.answersDue = expirable.NewLRU[string, int](answersDueSize, nil, e.limits.MaxTimeout+time.Minute)
 	if e.newID == nil {
 		e.newID = rydes.NewID
 	}
@@ -245,6 +251,9 @@ func (e *Engine) CreateRFQ(ctx context.Context, req rydes.RFQRequest) (rydes.RFQ
 		return rydes.RFQ{}, fmt.Errorf("create rfq %s: %w", rfq.ID, err)
 	}
 	e.KickOutbox()
+	if len(rfq.Providers) > 1 {
+		e.answersDue.Add(rfq.ID, len(rfq.Providers))
+	}
 	// The loop wakes for it only if it would sleep past its deadline:
 	// with one timeout for all, a new RFQ is due after those before it,
 	// and a kick for each (a round, a read of the next deadline) was 1 %
@@ -295,6 +304,32 @@ func (e *Engine) RFQVersion(ctx context.Context, id, customer string) (int64, er
 		return 0, fmt.Errorf("rfq version %s: %w", id, err)
 	}
 	return seq, nil
+}
+
+// answersDueSize bounds how many RFQs answersDue follows: the oldest are
+// forgotten first, and the gatherer then stages their answers without
+// lingering, as for an RFQ another instance created.
+const answersDueSize = 65_536
+
+// answersExpected returns how many answers of RFQ id are still to come, as
+// far as this engine knows: ok is false for an RFQ it did not create, or
+// no longer follows.
+func (e *Engine) answersExpected(id string) (n int, ok bool) {
+	return e.answersDue.Peek(id)
+}
+
+// answersStaged records that staged answers of RFQ id were staged, and
+// forgets the RFQ once it is final or none is due.
+func (e *Engine) answersStaged(id string, staged int, final bool) {
+	n, ok := e.answersDue.Peek(id)
+	if !ok {
+		return
+	}
+	if n -= staged; final || n <= 0 {
+		e.answersDue.Remove(id)
+		return
+	}
+	e.answersDue.Add(id, n)
 }
 
 // Final RFQs never change, so reads of them are served from memory: at most

@@ -38,21 +38,38 @@ type GathererConfig struct {
 	// CommitTimeout bounds one group commit, which a stop does not cut
 	// short (default 30s).
 	CommitTimeout time.Duration
+	// Linger is how long a batch waits for the rest of the answers due for
+	// its RFQs before it commits (default DefaultLinger; negative: never).
+	// Providers asked at once answer within a fraction of a millisecond of
+	// each other; staging an RFQ's answers in one transaction rather than
+	// two saves a commit and brings its completion one commit sooner. A
+	// batch that holds every answer due commits at once, and so does one
+	// whose RFQs this process did not create.
+	Linger time.Duration
 }
+
+// DefaultLinger is GathererConfig.Linger's default.
+const DefaultLinger = time.Millisecond
 
 // Gatherer stages answers in groups: each answer handed to Submit waits
 // while the transaction before it commits, and the next transaction takes
 // every answer that waited, up to MaxBatch (group commit). Under load one
-// commit, and its fsync, stages many answers; alone, an answer is staged
-// at once. Submit returns only once the answer's transaction committed, so
-// a transport may acknowledge the answer to its provider then: nothing is
-// acknowledged before it is durable.
+// commit, and its fsync, stages many answers. A batch whose RFQs still
+// have answers due (the engine counts them for the RFQs it created) waits
+// for them up to Linger, so that providers that answer together are
+// staged together; otherwise, and for RFQs it does not know, it commits at
+// once. The linger is measured on the real clock, not the engine's: it is
+// a matter of performance, not of deadlines. Submit returns only once the
+// answer's transaction committed, so a transport may acknowledge the
+// answer to its provider then: nothing is acknowledged before it is
+// durable.
 //
 // A Gatherer is safe for concurrent use; Run drives it.
 type Gatherer struct {
 	e        *Engine
 	maxBatch int
 	timeout  time.Duration
+	linger   time.Duration
 
 	queue    chan *submission
 	quit     chan struct{} // closed when Run stops taking answers
@@ -78,10 +95,14 @@ func NewGatherer(e *Engine, cfg GathererConfig) *Gatherer {
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 30 * time.Second
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
+	}
 	return &Gatherer{
 		e:        e,
 		maxBatch: cfg.MaxBatch,
 		timeout:  cfg.CommitTimeout,
+		linger:   cfg.Linger,
 		queue:    make(chan *submission, cfg.MaxBatch),
 		quit:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -207,6 +228,7 @@ func (g *Gatherer) Run(ctx context.Context) error {
 			}
 		case s := <-g.queue:
 			batch = g.fill(append(batch[:0], s))
+			batch = g.lingerFor(ctx, batch)
 			g.commit(ctx, batch)
 		}
 	}
@@ -220,6 +242,62 @@ func (g *Gatherer) fill(batch []*submission) []*submission {
 		case s := <-g.queue:
 			batch = append(batch, s)
 		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// lingerFor returns batch with the answers that arrive while it waits for
+// the rest of the answers due for its RFQs: until every RFQ of batch that
+// the engine follows has all its due answers in it, Linger passed, batch is
+// full or ctx ended, whichever comes first.
+func (g *Gatherer) lingerFor(ctx context.Context, batch []*submission) []*submission {
+	if g.linger <= 0 || len(batch) >= g.maxBatch {
+		return batch
+	}
+	// missing counts, per RFQ of batch, the due answers not in it; waiting
+	// is how many RFQs miss some.
+	missing := map[string]int{}
+	waiting := 0
+	add := func(s *submission) {
+		id := s.in.Answer.RFQID
+		n, seen := missing[id]
+		if !seen {
+			due, ok := g.e.answersExpected(id)
+			if !ok {
+				missing[id] = 0
+				return
+			}
+			n = due
+			if n > 0 {
+				waiting++
+			}
+		}
+		if n == 0 {
+			return
+		}
+		if n--; n == 0 {
+			waiting--
+		}
+		missing[id] = n
+	}
+	for _, s := range batch {
+		add(s)
+	}
+	if waiting == 0 {
+		return batch
+	}
+	timer := time.NewTimer(g.linger)
+	defer timer.Stop()
+	for waiting > 0 && len(batch) < g.maxBatch {
+		select {
+		case s := <-g.queue:
+			batch = append(batch, s)
+			add(s)
+		case <-timer.C:
+			return batch
+		case <-ctx.Done():
 			return batch
 		}
 	}
@@ -254,8 +332,11 @@ func (g *Gatherer) commit(ctx context.Context, batch []*submission) {
 	for i, s := range staged {
 		if err != nil {
 			s.err = err
-		} else {
-			s.res = res[i]
+			continue
+		}
+		s.res = res[i]
+		if r := res[i]; r.Decision.Outcome == rydes.OutcomeStaged || r.Status.Final() {
+			g.e.answersStaged(s.in.Answer.RFQID, btoi(r.Decision.Outcome == rydes.OutcomeStaged), r.Status.Final())
 		}
 	}
 	for _, s := range refused {
@@ -275,4 +356,12 @@ func (g *Gatherer) commit(ctx context.Context, batch []*submission) {
 	for _, s := range slices.Concat(staged, refused) {
 		close(s.done)
 	}
+}
+
+// btoi is 1 for true, 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

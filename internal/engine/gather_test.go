@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +69,12 @@ type gatherBundle struct {
 // and a running Gatherer; stop stops it and waits for Run to return.
 func setupGatherer(t *testing.T) *gatherBundle {
 	t.Helper()
+	return setupGathererWith(t, engine.GathererConfig{MaxBatch: 64})
+}
+
+// setupGathererWith is setupGatherer with the Gatherer configured by cfg.
+func setupGathererWith(t *testing.T, cfg engine.GathererConfig) *gatherBundle {
+	t.Helper()
 	providers := []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10"}
 	gs := &gatedStore{Store: openStore(t, providers...)}
 	b := &bundle{ctx: rydestest.Context(t), clock: clockwork.NewFakeClockAt(start), store: gs, pub: &recordingPublisher{}}
@@ -76,7 +84,7 @@ func setupGatherer(t *testing.T) *gatherBundle {
 		Limits: rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
 	})
 	require.NoError(t, err)
-	g := engine.NewGatherer(b.engine, engine.GathererConfig{MaxBatch: 64})
+	g := engine.NewGatherer(b.engine, cfg)
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -120,6 +128,71 @@ func (gb *gatherBundle) submitAll(answers []store.StageAnswer) ([]store.StageRes
 	return res, errs
 }
 
+// An RFQ's answers that come together are staged in one transaction: the
+// batch waits (here as long as it takes) for the answers due of the RFQs
+// it holds. Once the RFQ is complete, nothing is due for it any more, and
+// a redelivered answer commits at once.
+func TestGathererLingersForTheRestOfAnRFQsAnswers(t *testing.T) {
+	gb := setupGathererWith(t, engine.GathererConfig{MaxBatch: 64, Linger: time.Hour})
+	rfq := gb.create(t)
+	var answers []store.StageAnswer
+	for i, p := range []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10"} {
+		answers = append(answers, quote(rfq.ID, p, "11.00", start.Add(time.Duration(i)*time.Millisecond)))
+	}
+	res, errs := gb.submitAll(answers)
+	require.NoError(t, errors.Join(errs...))
+	for _, r := range res {
+		require.Equal(t, rydes.OutcomeStaged, r.Decision.Outcome)
+	}
+	require.Equal(t, []int{10}, gb.gated.counts(), "ten answers of one RFQ, one transaction")
+	require.Equal(t, rydes.StatusComplete, gb.get(t, rfq.ID).Status)
+
+	again, err := gb.gatherer.Submit(gb.ctx, inbound(answers[0]))
+	require.NoError(t, err)
+	require.Equal(t, rydes.OutcomeDuplicate, again.Decision.Outcome)
+	require.Equal(t, []int{10, 1}, gb.gated.counts())
+}
+
+// An answer for an RFQ that this process did not create (another instance
+// did, or this one before a restart) is staged without waiting for others.
+func TestGathererDoesNotLingerForAnRFQItDoesNotFollow(t *testing.T) {
+	gb := setupGathererWith(t, engine.GathererConfig{MaxBatch: 64, Linger: time.Hour})
+	rfq, err := rydes.NewRFQ(rydes.NewID(), rydes.RFQRequest{Customer: "cmr", From: "Frankfurt", To: "Las Vegas"},
+		[]string{"p1", "p2", "p3"}, start, rydes.Limits{DefaultTimeout: 30 * time.Second, MaxTimeout: 5 * time.Minute})
+	require.NoError(t, err)
+	require.NoError(t, gb.store.CreateRFQ(gb.ctx, store.CreateRFQParams{RFQ: rfq}))
+	res, err := gb.gatherer.Submit(gb.ctx, inbound(quote(rfq.ID, "p1", "10.00", start)))
+	require.NoError(t, err)
+	require.Equal(t, rydes.OutcomeStaged, res.Decision.Outcome)
+	require.Equal(t, []int{1}, gb.gated.counts())
+}
+
+// A stop ends the wait: the answers taken are staged, not refused.
+func TestGathererStopEndsTheLinger(t *testing.T) {
+	gb := setupGathererWith(t, engine.GathererConfig{MaxBatch: 64, Linger: time.Hour})
+	rfq := gb.create(t)
+	type outcome struct {
+		res store.StageResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := gb.gatherer.Submit(gb.ctx, inbound(quote(rfq.ID, "p1", "10.00", start)))
+		done <- outcome{res, err}
+	}()
+	rydestest.WaitFor(t, "the gatherer waiting for the RFQ's other answers", func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "engine.(*Gatherer).lingerFor(")
+	})
+	gb.stop()
+	out := <-done
+	require.NoError(t, out.err)
+	require.Equal(t, rydes.OutcomeStaged, out.res.Decision.Outcome)
+	require.Equal(t, []int{1}, gb.gated.counts())
+}
+
+// A lone answer, with nine more due for its RFQ, is staged once the linger
+// (the default, 1 ms) passed.
 func TestGathererStagesOneAnswerAtOnce(t *testing.T) {
 	gb := setupGatherer(t)
 	rfq := gb.create(t)
