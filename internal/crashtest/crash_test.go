@@ -751,8 +751,36 @@ func checkEvents(t *testing.T, js jetstream.JetStream, rows map[string]storedRFQ
 	if err != nil {
 		t.Fatalf("events consumer: %v", err)
 	}
+	// The messages come in batches (one pull per message was a round trip
+	// each: tens of thousands of events outlasted the context); the
+	// context's end stops the iterator.
+	iter, err := cons.Messages()
+	if err != nil {
+		t.Fatalf("events consumer: %v", err)
+	}
+	defer iter.Stop()
+	defer context.AfterFunc(ctx, iter.Stop)()
 	evs := map[string][]rydes.Event{}
 	total := 0
+	var lastRead uint64 // stream sequence of the last message read
+	read := func() error {
+		msg, err := iter.Next()
+		if err != nil {
+			return err
+		}
+		got, err := bus.DecodeEvents(msg)
+		if err != nil {
+			t.Fatalf("events on %s: %v", msg.Subject(), err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			t.Fatalf("events on %s: metadata: %v", msg.Subject(), err)
+		}
+		lastRead = md.Sequence.Stream
+		evs[got[0].RFQID] = append(evs[got[0].RFQID], got...)
+		total += len(got)
+		return nil
+	}
 	complete := func() bool {
 		for id, row := range rows {
 			e := evs[id]
@@ -763,45 +791,29 @@ func checkEvents(t *testing.T, js jetstream.JetStream, rows map[string]storedRFQ
 		return true
 	}
 	for !complete() {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				missing := 0
-				for id, row := range rows {
-					if e := evs[id]; len(e) == 0 || e[len(e)-1].Seq < row.eventSeq {
-						missing++
-						if missing <= 5 {
-							t.Errorf("events of %s: have %d, the database says %d", id, len(e), row.eventSeq)
-						}
+		if err := read(); err != nil {
+			missing := 0
+			for id, row := range rows {
+				if e := evs[id]; len(e) == 0 || e[len(e)-1].Seq < row.eventSeq {
+					missing++
+					if missing <= 5 {
+						t.Errorf("events of %s: have %d, the database says %d", id, len(e), row.eventSeq)
 					}
 				}
-				t.Fatalf("timed out reading events: %d requests lack events (%d read)", missing, total)
 			}
-			continue
+			t.Fatalf("reading events: %v (%v): %d requests lack events (%d read)", err, ctx.Err(), missing, total)
 		}
-		got, err := bus.DecodeEvents(msg)
-		if err != nil {
-			t.Fatalf("events on %s: %v", msg.Subject(), err)
-		}
-		evs[got[0].RFQID] = append(evs[got[0].RFQID], got...)
-		total += len(got)
 	}
-	// Anything left after every expected event is a duplicate or stray.
-	info, err := cons.Info(ctx)
+	// Anything on the stream after every expected event is a duplicate or
+	// stray: read up to its last message.
+	stream, err := js.Stream(ctx, bus.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range info.NumPending {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("read trailing events: %v", err)
+	for lastRead < stream.CachedInfo().State.LastSeq {
+		if err := read(); err != nil {
+			t.Fatalf("read trailing events: %v (%v)", err, ctx.Err())
 		}
-		got, err := bus.DecodeEvents(msg)
-		if err != nil {
-			t.Fatalf("events on %s: %v", msg.Subject(), err)
-		}
-		evs[got[0].RFQID] = append(evs[got[0].RFQID], got...)
-		total += len(got)
 	}
 
 	bad := 0
