@@ -318,14 +318,21 @@ func (e *Engine) answersExpected(id string) (n int, ok bool) {
 	return e.answersDue.Peek(id)
 }
 
-// answersStaged records that staged answers of RFQ id were staged, and
-// forgets the RFQ once it is final or none is due.
-func (e *Engine) answersStaged(id string, staged int, final bool) {
+// answerDecided records how the store decided an answer of RFQ id: one
+// answer fewer is due if it was staged, and none once the RFQ is final.
+func (e *Engine) answerDecided(id string, r store.StageResult) {
+	staged := r.Decision.Outcome == rydes.OutcomeStaged
+	if !staged && !r.Status.Final() {
+		return
+	}
 	n, ok := e.answersDue.Peek(id)
 	if !ok {
 		return
 	}
-	if n -= staged; final || n <= 0 {
+	if staged {
+		n--
+	}
+	if r.Status.Final() || n <= 0 {
 		e.answersDue.Remove(id)
 		return
 	}

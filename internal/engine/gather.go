@@ -335,9 +335,7 @@ func (g *Gatherer) commit(ctx context.Context, batch []*submission) {
 			continue
 		}
 		s.res = res[i]
-		if r := res[i]; r.Decision.Outcome == rydes.OutcomeStaged || r.Status.Final() {
-			g.e.answersStaged(s.in.Answer.RFQID, btoi(r.Decision.Outcome == rydes.OutcomeStaged), r.Status.Final())
-		}
+		g.e.answerDecided(s.in.Answer.RFQID, res[i])
 	}
 	for _, s := range refused {
 		if err != nil {
@@ -356,12 +354,4 @@ func (g *Gatherer) commit(ctx context.Context, batch []*submission) {
 	for _, s := range slices.Concat(staged, refused) {
 		close(s.done)
 	}
-}
-
-// btoi is 1 for true, 0 for false.
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
