@@ -13,6 +13,7 @@ import (
 	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/app"
 	"github.com/wildrydes/rydes/internal/bus"
+	"github.com/wildrydes/rydes/internal/engine"
 )
 
 // shutdownTimeout bounds how long a stop waits for HTTP requests in flight.
@@ -58,6 +59,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.Float64Var(&cfg.Sim.QuoteRate, "sim-quote-rate", 0.5, "chance (0 to 1) that a simulated provider quotes")
 	fs.StringVar(&cfg.AdminKey, "admin-key", "", "key of the admin API (at least 16 characters); if unset, the stored one is kept, or one is made on first start and printed once")
 	fs.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", time.Minute, "time between two checks of the broker against the database, which re-publish what a broker lost; negative turns them off")
+	answerLinger := fs.Duration("answer-linger", engine.DefaultLinger, "longest a batch of answers waits for the rest of its requests' answers before it commits, so that providers answering together take one commit; 0 commits every batch at once")
 	durability := fs.String("durability", string(app.DurabilityPowerLoss), "what an acknowledged write survives: power-loss (fsync every write) or process-crash (the OS writes back; faster, a power loss may lose the last writes)")
 	fs.BoolVar(&cfg.AllowTmpfs, "allow-tmpfs", false, "allow a data dir on a tmpfs (lost on reboot): for tests only")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook deliveries go to loopback and private addresses (local partners); --demo implies it")
@@ -91,6 +93,10 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--events-max-age must be positive, got %s", cfg.EventsLimits.MaxAge)}
 	}
 	cfg.Durability = app.Durability(*durability)
+	cfg.AnswerLinger = *answerLinger
+	if cfg.AnswerLinger <= 0 {
+		cfg.AnswerLinger = -1 // off: the app's zero is the default
+	}
 	if err := cfg.Durability.Validate(); err != nil {
 		return app.Config{}, "", exitError{code: 2, err: fmt.Errorf("--durability: %w", err)}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/app"
 	"github.com/wildrydes/rydes/internal/bus"
+	"github.com/wildrydes/rydes/internal/engine"
 )
 
 func TestServeDurabilityFlag(t *testing.T) {
@@ -30,6 +31,32 @@ func TestServeDurabilityFlag(t *testing.T) {
 
 	_, _, err = serveConfig([]string{"--durability", "whenever"}, envOf(nil), &stderr)
 	require.ErrorContains(t, err, `durability "whenever"`)
+}
+
+// The answer linger: engine.DefaultLinger by default, set by flag or
+// variable, 0 (or less) turning it off, which the app's config says with a
+// negative value (its zero is the default).
+func TestServeAnswerLingerFlag(t *testing.T) {
+	var stderr bytes.Buffer
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"default", nil, nil, engine.DefaultLinger},
+		{"flag", []string{"--answer-linger", "500us"}, nil, 500 * time.Microsecond},
+		{"variable", nil, map[string]string{"RYDES_ANSWER_LINGER": "2ms"}, 2 * time.Millisecond},
+		{"off", []string{"--answer-linger", "0"}, nil, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := serveConfig(tc.args, envOf(tc.env), &stderr)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.AnswerLinger)
+		})
+	}
+	_, _, err := serveConfig([]string{"--answer-linger", "soon"}, envOf(nil), &stderr)
+	require.ErrorContains(t, err, "answer-linger")
 }
 
 // TestServeRateLimitFlags checks the rate limit flags: on by default with

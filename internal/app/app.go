@@ -171,6 +171,11 @@ type Config struct {
 	// before the outbox relay. 0 for the default, 1 minute; negative turns
 	// reconciliation off.
 	ReconcileInterval time.Duration
+	// AnswerLinger is how long a batch of answers waits for the answers
+	// still due for its RFQs before it commits (engine.GathererConfig's
+	// Linger): 0 for the default, engine.DefaultLinger; negative commits
+	// every batch at once.
+	AnswerLinger time.Duration
 	// WebhookAllowPrivate lets webhook deliveries go to loopback and
 	// private addresses (for local partners and tests); Demo implies it.
 	WebhookAllowPrivate bool
@@ -362,7 +367,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.gatherer = engine.NewGatherer(a.engine, engine.GathererConfig{CommitTimeout: gatherCommitTimeout})
+	a.gatherer = engine.NewGatherer(a.engine, engine.GathererConfig{CommitTimeout: gatherCommitTimeout, Linger: cfg.AnswerLinger})
 	a.reg, err = registry.New(registry.Config{
 		Store: a.store, Queues: queues{a.bus}, Clock: cfg.Clock, Logger: a.log.With("component", "registry"),
 		Hooks: registry.Hooks{
