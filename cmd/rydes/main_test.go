@@ -5,32 +5,12 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/wildrydes/rydes/internal/rydestest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server goroutine to write while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServeAndCLI runs the binary's own run function as `rydes serve --demo`
 // and drives it with `rydes rfq create --wait`, then stops it the way
@@ -46,7 +26,7 @@ func TestServeAndCLI(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(rydestest.Context(t))
 	defer cancel()
-	var serverOut, serverErr syncBuffer
+	var serverOut, serverErr rydestest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"rydes", "serve", "--demo", "--http", addr, "--sim-providers", "5"}, getenv, &serverOut, &serverErr)

@@ -27,7 +27,7 @@ func TestServeTLSAndCLI(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(rydestest.Context(t))
 	defer cancel()
-	var serverOut, serverErr syncBuffer
+	var serverOut, serverErr rydestest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"rydes", "serve", "--demo", "--http", addr, "--sim-providers", "3", "--admin-key", key, "--tls-cert", certFile},

@@ -458,7 +458,7 @@ func TestPanicBecomesProblem(t *testing.T) {
 
 	h.srv.Close()
 	var panicked bool
-	for _, rec := range h.logs.logRecords(t) {
+	for _, rec := range logRecords(t, h.logs) {
 		if rec["msg"] == "handler panicked" {
 			panicked = true
 			assert.Equal(t, "boom", rec["panic"])
@@ -479,7 +479,7 @@ func TestRequestsAreLogged(t *testing.T) {
 		status       float64
 	}
 	var got []line
-	for _, rec := range h.logs.logRecords(t) {
+	for _, rec := range logRecords(t, h.logs) {
 		if rec["msg"] != "http request" {
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/wildrydes/rydes/internal/api"
 	"github.com/wildrydes/rydes/internal/api/apitest"
 	"github.com/wildrydes/rydes/internal/auth"
+	"github.com/wildrydes/rydes/internal/rydestest"
 )
 
 // testAdminKey is the admin key of every harness.
@@ -37,7 +37,7 @@ type harness struct {
 	watcher       *fakeWatcher
 	notifications *fakeNotifications
 	v             *apitest.Validator
-	logs          *syncBuffer
+	logs          *rydestest.SyncBuffer
 }
 
 // newHarness starts a harness whose customer routes are open to loopback
@@ -51,7 +51,7 @@ func newHarness(t *testing.T, configure ...func(*api.Config)) *harness {
 // not nil: to make requests look as if they came from elsewhere, say.
 func newWrappedHarness(t *testing.T, wrap func(http.Handler) http.Handler, configure ...func(*api.Config)) *harness {
 	t.Helper()
-	h := &harness{fake: newFakeService(), logs: &syncBuffer{}, v: apitest.NewValidator(t, apitest.SpecPath(t))}
+	h := &harness{fake: newFakeService(), logs: &rydestest.SyncBuffer{}, v: apitest.NewValidator(t, apitest.SpecPath(t))}
 	h.reg = newFakeRegistry(h.fake.now)
 	h.answers = newFakeAnswers(h.fake.now)
 	h.customers = newFakeCustomers(h.fake.now)
@@ -216,26 +216,8 @@ func keysOf(t *testing.T, b []byte) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logRecords returns the JSON log records written so far.
-func (b *syncBuffer) logRecords(t *testing.T) []map[string]any {
+// logRecords returns the JSON log records written to b so far.
+func logRecords(t *testing.T, b *rydestest.SyncBuffer) []map[string]any {
 	t.Helper()
 	var recs []map[string]any
 	for line := range strings.Lines(b.String()) {

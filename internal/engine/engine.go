@@ -312,10 +312,11 @@ func (e *Engine) RFQVersion(ctx context.Context, id, customer string) (int64, er
 const answersDueSize = 65_536
 
 // answersExpected returns how many answers of RFQ id are still to come, as
-// far as this engine knows: ok is false for an RFQ it did not create, or
-// no longer follows.
-func (e *Engine) answersExpected(id string) (n int, ok bool) {
-	return e.answersDue.Peek(id)
+// far as this engine knows: 0 for an RFQ it did not create, or no longer
+// follows.
+func (e *Engine) answersExpected(id string) int {
+	n, _ := e.answersDue.Peek(id)
+	return n
 }
 
 // answerDecided records how the store decided an answer of RFQ id: one

@@ -256,29 +256,23 @@ func (g *Gatherer) lingerFor(ctx context.Context, batch []*submission) []*submis
 	if g.linger <= 0 || len(batch) >= g.maxBatch {
 		return batch
 	}
-	// missing counts, per RFQ of batch, the due answers not in it; waiting
-	// is how many RFQs miss some.
+	// missing counts, per RFQ of batch, the due answers not in it (none
+	// for an RFQ the engine does not follow); waiting is how many RFQs
+	// miss some.
 	missing := map[string]int{}
 	waiting := 0
 	add := func(s *submission) {
 		id := s.in.Answer.RFQID
 		n, seen := missing[id]
 		if !seen {
-			due, ok := g.e.answersExpected(id)
-			if !ok {
-				missing[id] = 0
-				return
-			}
-			n = due
-			if n > 0 {
+			if n = g.e.answersExpected(id); n > 0 {
 				waiting++
 			}
 		}
-		if n == 0 {
-			return
-		}
-		if n--; n == 0 {
-			waiting--
+		if n > 0 {
+			if n--; n == 0 {
+				waiting--
+			}
 		}
 		missing[id] = n
 	}

@@ -1,6 +1,7 @@
 // Package rydestest holds helpers shared by rydes's tests: a logger that
 // writes through t.Log, free loopback ports, waiting for a condition with a
-// timeout, and the CI rule for integration dependencies.
+// timeout, the CI rule for integration dependencies, and a buffer safe for
+// concurrent writers.
 package rydestest
 
 import (

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -178,7 +177,7 @@ func TestGroupCommitAfterClose(t *testing.T) {
 // slowCommitLogEvery, with the count of slow commits since.
 func TestGroupCommitLogsSlowCommits(t *testing.T) {
 	ctx := rydestest.Context(t)
-	var logs lockedBuffer
+	var logs rydestest.SyncBuffer
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "rydes.db"), slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
@@ -207,22 +206,4 @@ func TestGroupCommitLogsSlowCommits(t *testing.T) {
 	require.Equal(t, 2, warnings())
 	require.Contains(t, logs.String(), "slow_commits=3", "b, c and d")
 	require.EqualValues(t, 4, s.CommitStats().SlowCommits)
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger on another goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
